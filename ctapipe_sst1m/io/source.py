@@ -1,0 +1,671 @@
+"""The SST-1M DigiCam event source."""
+
+import logging
+from collections import Counter
+from pathlib import Path as _Path
+
+import astropy.units as u
+import numpy as np
+import protozfits
+from ctapipe.containers import (
+    CameraCalibrationContainer,
+    CoordinateFrameType,
+    EventIndexContainer,
+    ObservationBlockContainer,
+    ObservationBlockState,
+    PixelStatus,
+    PointingMode,
+    R0CameraContainer,
+    R1CameraContainer,
+    SchedulingBlockContainer,
+    SchedulingBlockType,
+    TelescopePointingContainer,
+    TelescopeTriggerContainer,
+    TriggerContainer,
+)
+from ctapipe.core.traits import (
+    Bool,
+    CaselessStrEnum,
+    Dict,
+    Float,
+    Int,
+    List,
+    Path,
+)
+from ctapipe.instrument import SubarrayDescription
+from ctapipe.io import DataLevel, EventSource
+from ctapipe.io.astropy_helpers import write_table
+from ctapipe.io.datawriter import DataWriter
+from ctapipe.io.hdf5dataformat import DL0_TEL_POINTING_GROUP
+
+from ..instrument import SST1M_TEL_IDS, add_telescope, load_sst1m_subarray
+from .containers import (
+    DigiCamConfigContainer,
+    SST1MArrayEventContainer,
+    SST1MCameraContainer,
+    ctapipe_event_type,
+)
+from .event_time import CameraClock, clock_scale_for
+from .pointing import AltAzTracker, Target, parse_target
+from .zfits import (
+    DigiCamFileError,
+    check_file_integrity,
+    find_run_chunks,
+    inspect_digicam_file,
+    parse_run_name,
+)
+
+__all__ = ["SST1MEventSource"]
+
+log = logging.getLogger(__name__)
+
+#: pixel_status of a read-out DigiCam pixel: single (high) gain, stored as is
+PIXEL_STORED = np.uint8(PixelStatus.HIGH_GAIN_STORED | PixelStatus.DVR_0)
+#: pixel_status of a disabled pixel (pixels_flags == 0): nothing stored
+PIXEL_DISABLED = np.uint8(0)
+
+
+class SST1MEventSource(EventSource):
+    """
+    Reads SST-1M DigiCam raw data (protobuf zfits, ``DataModel.CameraEvent``).
+
+    Claims files whose Events table holds DigiCam ``CameraEvent`` messages, in
+    the legacy layout (Events is the first table) and the current one
+    (DigicamConfig, then Events). A run may be split over several files
+    (``<run>.000.fits.fz``, ``<run>.001.fits.fz``...) or given as an explicit
+    list. Before anything is decoded every file is checked: its headers, its
+    size and its checksums (protozfits crashes on damaged files), its telescope.
+
+    Each event gets R0 (raw ADC, pixels in software order), R1, the trigger
+    (time from the camera clock, ctapipe event type), the telescope pointing in
+    AltAz when the run has a target, and SST-1M specific data in ``event.sst1m``.
+    R1 is baseline-subtracted ADC until the SST-1M calibration is configured.
+
+    After a successful ``ctapipe-process`` run the telescope pointing is also
+    appended to the output file (``/dl0/monitoring/telescope/pointing``), where
+    ctapipe's HDF5EventSource and TableLoader find it when reading the file back.
+    """
+
+    input_filelist = List(
+        Path(exists=True, directory_ok=False),
+        default_value=[],
+        help=(
+            "Files of one run, read in this order. If given, they replace the files "
+            "found from input_url (which then defaults to the first of them)."
+        ),
+    ).tag(config=True)
+
+    multi_file = Bool(
+        True,
+        help=(
+            "If input_url is a chunk of a run split over several files "
+            "(<run>.NNN.fits.fz), read all chunks of the run in order."
+        ),
+    ).tag(config=True)
+
+    obs_id = Int(
+        None,
+        allow_none=True,
+        help=(
+            "Observation id. Default: int(YYYYMMDD + NNNN) from the file name "
+            "SST1M{T}_{YYYYMMDD}_{NNNN}.fits.fz, as SST-1M numbers runs."
+        ),
+    ).tag(config=True)
+
+    event_id_source = CaselessStrEnum(
+        ["auto", "swat", "camera"],
+        default_value="auto",
+        help=(
+            "Where event_id comes from: 'swat' the SWAT array event number "
+            "(arrayEvtNum, recorded since 2024-01-30), 'camera' the DigiCam event "
+            "counter (eventNumber), 'auto' SWAT if the first event has it."
+        ),
+    ).tag(config=True)
+
+    camera_clock_scale = CaselessStrEnum(
+        ["auto", "tai", "utc"],
+        default_value="auto",
+        help=(
+            "Time scale of the camera clock (local_time_sec/nanosec): 'tai' for the "
+            "White Rabbit clock (from 2023-09-25), 'utc' for the camera server clock "
+            "of earlier data; 'auto' chooses by the date of the first event."
+        ),
+    ).tag(config=True)
+
+    telescope_id_map = Dict(
+        key_trait=Int(),
+        value_trait=Int(),
+        default_value={},
+        help=(
+            "Map the telescopeID written by the camera to a tel_id, e.g. {1: 21}. "
+            "The 2017 files of the prototype camera say telescopeID 1."
+        ),
+    ).tag(config=True)
+
+    unknown_telescope_template = Int(
+        22,
+        allow_none=True,
+        help=(
+            "A telescopeID outside the SST-1M layout (21, 22) gets the description "
+            "of this telescope, at the array reference point, with a warning. "
+            "None: refuse such files."
+        ),
+    ).tag(config=True)
+
+    pointing_ra = Float(
+        None,
+        allow_none=True,
+        help="Pointing right ascension in deg (ICRS); overrides the TARGET header.",
+    ).tag(config=True)
+
+    pointing_dec = Float(
+        None,
+        allow_none=True,
+        help="Pointing declination in deg (ICRS); overrides the TARGET header.",
+    ).tag(config=True)
+
+    pointing_node_spacing = Float(
+        10.0,
+        help=(
+            "Seconds between the times at which the pointing is transformed to "
+            "AltAz; events in between are interpolated linearly."
+        ),
+    ).tag(config=True)
+
+    baseline_scale = Int(
+        None,
+        allow_none=True,
+        help=(
+            "DigiCam sends baselines multiplied by this factor (16 in all science "
+            "data; 1 in the 2017 commissioning files). None: detect from the "
+            "first event."
+        ),
+    ).tag(config=True)
+
+    read_trigger_traces = Bool(
+        False,
+        help=(
+            "Decode the trigger input traces and patch7/patch19 outputs into "
+            "event.sst1m (in DigiCam firmware patch order)."
+        ),
+    ).tag(config=True)
+
+    verify_checksums = Bool(
+        True,
+        help=(
+            "Verify the FITS checksums (DATASUM) of every file before reading it. "
+            "protozfits crashes on corrupted data, so switch off only for speed "
+            "on files known to be good."
+        ),
+    ).tag(config=True)
+
+    write_pointing = Bool(
+        True,
+        help=(
+            "After a complete run inside ctapipe-process, append the telescope "
+            "pointing to the DataWriter output (/dl0/monitoring/telescope/pointing)."
+        ),
+    ).tag(config=True)
+
+    is_simulation = False
+    datalevels = (DataLevel.R0, DataLevel.R1)
+
+    def __init__(self, input_url=None, config=None, parent=None, **kwargs):
+        filelist = kwargs.get("input_filelist") or []
+        if input_url is None and filelist:
+            input_url = filelist[0]
+        super().__init__(input_url=input_url, config=config, parent=parent, **kwargs)
+        if self.input_filelist and input_url is None:
+            self.input_url = self.input_filelist[0]
+
+        self.files = self._file_list()
+        self.headers = [inspect_digicam_file(f) for f in self.files]
+        for header in self.headers:
+            check_file_integrity(header.path, verify_checksums=self.verify_checksums)
+        self.n_events_announced = sum(h.n_events for h in self.headers)
+        if self.n_events_announced == 0:
+            raise DigiCamFileError(
+                f"{', '.join(map(str, self.files))}: empty run, no events in the file(s)"
+            )
+
+        first_events = [self._first_event(h) for h in self.headers]
+        self.tel_id = self._check_telescope(first_events)
+        self._subarray = self._build_subarray()
+        self.digicam_config = self._read_digicam_config()
+
+        first = next(e for e in first_events if e is not None)
+        self.clock = self._make_clock(first.local_time_sec)
+        self._use_swat_ids = self._choose_event_ids(first)
+        self._baseline_scale = self.baseline_scale or self._detect_baseline_scale(first)
+        self._dark_run = self.headers[0].events_header.get("RUNTYPE", "") == "darkrun"
+        self.obs_id = self._choose_obs_id(first)
+        self.target = self._choose_target()
+        self._tracker = None
+        if self.target.has_position:
+            location = self._subarray.tel_earth_locations[self.tel_id]
+            self._tracker = AltAzTracker(
+                self.target, location, node_spacing=self.pointing_node_spacing
+            )
+
+        start = self.clock.to_time(first.local_time_sec, first.local_time_nanosec)
+        self._scheduling_blocks, self._observation_blocks = self._make_blocks(start)
+
+        self.skipped = Counter()
+        self.n_read = 0
+        self._n_yielded = 0
+        self._exhausted = False
+        self._pixel_index = None
+        self._pixel_order = None
+        self.log.warning(
+            "R1 waveforms are baseline-subtracted ADC counts, NOT calibrated to "
+            "photo-electrons (no SST-1M calibration configured)"
+        )
+
+    # ------------------------------------------------------------------ setup
+
+    def _file_list(self):
+        if self.input_filelist:
+            return [_Path(f) for f in self.input_filelist]
+        url = _Path(self.input_url)
+        return find_run_chunks(url) if self.multi_file else [url]
+
+    @staticmethod
+    def _first_event(header):
+        if header.n_events == 0:
+            return None
+        with protozfits.File(str(header.path)) as zfile:
+            return next(iter(zfile.Events))
+
+    def _check_telescope(self, first_events):
+        tel_ids = {
+            h.path: self.telescope_id_map.get(e.telescopeID, e.telescopeID)
+            for h, e in zip(self.headers, first_events, strict=True)
+            if e is not None
+        }
+        if len(set(tel_ids.values())) > 1:
+            listing = ", ".join(f"{p.name}: tel {t}" for p, t in tel_ids.items())
+            raise DigiCamFileError(
+                f"The files of one run must come from one telescope, got {listing}"
+            )
+        return next(iter(tel_ids.values()))
+
+    def _build_subarray(self):
+        subarray = load_sst1m_subarray()
+        if self.tel_id not in SST1M_TEL_IDS:
+            template = self.unknown_telescope_template
+            if template is None:
+                raise DigiCamFileError(
+                    f"{self.files[0]}: telescopeID {self.tel_id} is not an SST-1M "
+                    f"telescope {SST1M_TEL_IDS}; map it with "
+                    "SST1MEventSource.telescope_id_map or set "
+                    "SST1MEventSource.unknown_telescope_template"
+                )
+            self.log.warning(
+                "%s: telescopeID %d is not in the SST-1M layout %s (a prototype "
+                "camera?): describing it like tel %d, placed at the array reference "
+                "point. Use SST1MEventSource.telescope_id_map to map it.",
+                self.files[0].name,
+                self.tel_id,
+                SST1M_TEL_IDS,
+                template,
+            )
+            subarray = add_telescope(subarray, self.tel_id, template_tel_id=template)
+        if self.allowed_tels:
+            subarray = subarray.select_subarray(
+                [t for t in subarray.tel_ids if t in self.allowed_tels]
+            )
+        return subarray
+
+    def _read_digicam_config(self):
+        header = self.headers[0]
+        if not header.has_digicam_config:
+            return None
+        with protozfits.File(str(header.path)) as zfile:
+            row = next(iter(zfile.DigicamConfig))
+        fields = DigiCamConfigContainer.fields
+        return DigiCamConfigContainer(
+            **{k: getattr(row, k, None) for k in fields if hasattr(row, k)}
+        )
+
+    def _make_clock(self, first_second):
+        scale = self.camera_clock_scale
+        if scale == "auto":
+            scale = clock_scale_for(first_second)
+        self.log.info("Camera clock read as %s", scale.upper())
+        return CameraClock(scale, first_second)
+
+    def _choose_event_ids(self, first):
+        has_swat = bool(first.arrayEvtNum)
+        if self.event_id_source == "swat" and not has_swat:
+            raise DigiCamFileError(
+                f"{self.files[0]}: event_id_source='swat' but the events carry no "
+                "SWAT array event number (arrayEvtNum)"
+            )
+        use_swat = self.event_id_source == "swat" or (
+            self.event_id_source == "auto" and has_swat
+        )
+        self.log.info(
+            "event_id from %s", "SWAT arrayEvtNum" if use_swat else "camera eventNumber"
+        )
+        return use_swat
+
+    def _detect_baseline_scale(self, first):
+        samples = first.hiGain.waveforms.samples.reshape(len(first.pixels_flags), -1)
+        enabled = first.pixels_flags != 0
+        sample_median = np.median(samples[enabled, :10])
+        baseline_median = np.median(first.hiGain.waveforms.baselines[enabled])
+        scale = (
+            16
+            if abs(baseline_median / 16 - sample_median)
+            < abs(baseline_median - sample_median)
+            else 1
+        )
+        if scale != 16:
+            self.log.warning(
+                "%s: baselines are not 16 x baseline (commissioning data?), "
+                "using them as they are",
+                self.files[0].name,
+            )
+        return scale
+
+    def _choose_obs_id(self, first):
+        if self.obs_id is not None:
+            return self.obs_id
+        run = parse_run_name(self.files[0])
+        if run.obs_id is not None:
+            return run.obs_id
+        date = run.date or self.clock.to_time(first.local_time_sec, 0).utc.strftime(
+            "%Y%m%d"
+        )
+        obs_id = int(date) * 10000
+        self.log.warning(
+            "%s: no run number in the file name (SST1M{T}_{YYYYMMDD}_{NNNN}.fits.fz), "
+            "using obs_id %d; set SST1MEventSource.obs_id to choose one",
+            self.files[0].name,
+            obs_id,
+        )
+        return obs_id
+
+    def _choose_target(self):
+        header_target = self.headers[0].events_header.get("TARGET")
+        target = Target(name="UNKNOWN")
+        if header_target:
+            try:
+                target = parse_target(header_target)
+            except ValueError as err:
+                raise DigiCamFileError(f"{self.files[0]}: {err}") from None
+        if (self.pointing_ra is None) != (self.pointing_dec is None):
+            raise ValueError("Set both SST1MEventSource.pointing_ra and pointing_dec")
+        if self.pointing_ra is not None:
+            self.log.info(
+                "Pointing from config: RA %.4f deg, Dec %.4f deg (TARGET header: %s)",
+                self.pointing_ra,
+                self.pointing_dec,
+                header_target,
+            )
+            return Target(
+                name=target.name,
+                ra=self.pointing_ra,
+                dec=self.pointing_dec,
+                wobble=target.wobble,
+            )
+        if not target.has_position:
+            self.log.warning(
+                "%s: %s, telescope pointing is unknown (NaN). Set "
+                "SST1MEventSource.pointing_ra/pointing_dec to give it.",
+                self.files[0].name,
+                f"TARGET is {header_target!r} (no sky position)"
+                if header_target
+                else "no TARGET header",
+            )
+        return target
+
+    def _make_blocks(self, start):
+        sb = SchedulingBlockContainer(
+            sb_id=np.uint64(self.obs_id),
+            producer_id=f"SST1M-{self.tel_id}",
+            sb_type=SchedulingBlockType.OBSERVATION,
+            pointing_mode=PointingMode.TRACK
+            if self.target.has_position
+            else PointingMode.UNKNOWN,
+        )
+        ob = ObservationBlockContainer(
+            obs_id=np.uint64(self.obs_id),
+            sb_id=np.uint64(self.obs_id),
+            producer_id=f"SST1M-{self.tel_id}",
+            state=ObservationBlockState.COMPLETED_SUCCEDED,
+            subarray_pointing_lat=self.target.dec * u.deg,
+            subarray_pointing_lon=self.target.ra * u.deg,
+            subarray_pointing_frame=CoordinateFrameType.ICRS
+            if self.target.has_position
+            else CoordinateFrameType.UNKNOWN,
+            actual_start_time=start,
+        )
+        return {self.obs_id: sb}, {self.obs_id: ob}
+
+    # ------------------------------------------------------------- properties
+
+    @property
+    def subarray(self) -> SubarrayDescription:
+        return self._subarray
+
+    @property
+    def observation_blocks(self):
+        return self._observation_blocks
+
+    @property
+    def scheduling_blocks(self):
+        return self._scheduling_blocks
+
+    @staticmethod
+    def is_compatible(file_path):
+        """True for SST-1M DigiCam raw files (checks FITS headers only, never raises)."""
+        try:
+            inspect_digicam_file(file_path)
+        except Exception as err:
+            # ctapipe only says that no source claimed the file: for files named
+            # like raw data, say why this one did not
+            named_like_raw = str(file_path).endswith(".fits.fz")
+            log.log(logging.WARNING if named_like_raw else logging.DEBUG, "%s", err)
+            return False
+        return True
+
+    # ------------------------------------------------------------------ events
+
+    def _generator(self):
+        counter = 0
+        for path in self.files:
+            with protozfits.File(str(path)) as zfile:
+                for zevent in zfile.Events:
+                    self.n_read += 1
+                    event = self._fill_event(path, zevent, counter)
+                    if event is None:
+                        continue
+                    self._n_yielded += 1
+                    yield event
+                    counter += 1
+        self._exhausted = True
+        self._log_counts()
+
+    def _skip(self, reason):
+        self.skipped[reason] += 1
+
+    def _fill_event(self, path, zevent, counter):
+        tel_id = self.telescope_id_map.get(zevent.telescopeID, zevent.telescopeID)
+        if tel_id != self.tel_id:
+            raise DigiCamFileError(
+                f"{path}: event {zevent.eventNumber} comes from telescope {tel_id}, "
+                f"the run from telescope {self.tel_id}"
+            )
+        if tel_id not in self._subarray.tel:
+            self._skip(f"tel {tel_id} not in allowed_tels")
+            return None
+        if self._use_swat_ids:
+            if not zevent.arrayEvtNum:
+                self._skip("no SWAT array event number")
+                return None
+            event_id = zevent.arrayEvtNum
+        else:
+            event_id = zevent.eventNumber
+
+        waveforms = zevent.hiGain.waveforms
+        order = self._software_order(waveforms.pixelsIndices)
+        n_pixels = len(order)
+        samples = waveforms.samples.reshape(n_pixels, -1)[order]
+        baseline = waveforms.baselines[order].astype(np.float32)
+        baseline /= self._baseline_scale
+        flags = zevent.pixels_flags[order]
+        enabled = flags != 0
+
+        r1_waveform = samples.astype(np.float32)
+        r1_waveform -= baseline[:, np.newaxis]
+        r1_waveform[~enabled] = 0.0
+        pixel_status = np.where(enabled, PIXEL_STORED, PIXEL_DISABLED)
+
+        sec, nsec = zevent.local_time_sec, zevent.local_time_nanosec
+        time = self.clock.to_time(sec, nsec)
+        event_type = ctapipe_event_type(zevent.event_type, self._dark_run)
+
+        event = SST1MArrayEventContainer(
+            count=counter,
+            index=EventIndexContainer(obs_id=self.obs_id, event_id=event_id),
+            trigger=TriggerContainer(
+                time=time,
+                tels_with_trigger=np.array([tel_id], dtype=np.uint16),
+                event_type=event_type,
+            ),
+        )
+        event.meta["origin"] = "SST1M"
+        event.meta["input_url"] = path
+        event.trigger.tel[tel_id] = TelescopeTriggerContainer(
+            time=time, event_type=event_type
+        )
+        event.r0.tel[tel_id] = R0CameraContainer(waveform=samples[np.newaxis])
+        event.r1.tel[tel_id] = R1CameraContainer(
+            waveform=r1_waveform[np.newaxis],
+            event_type=event_type,
+            event_time=time,
+            pixel_status=pixel_status,
+            selected_gain_channel=np.zeros(n_pixels, dtype=np.int8),
+        )
+        # disabled pixels are outliers for ctapipe's extractors and its
+        # invalid-pixel interpolation
+        event.monitoring.tel[tel_id].camera.coefficients = CameraCalibrationContainer(
+            outlier_mask=~enabled[np.newaxis]
+        )
+        event.sst1m.tel[tel_id] = self._sst1m_data(zevent, order, flags, baseline)
+        if self._tracker is not None:
+            self._fill_pointing(event, tel_id, self.clock.to_unix_tai(sec, nsec))
+        return event
+
+    def _software_order(self, pixel_index):
+        """Order that sorts readout rows to software pixel ids (cached per run)."""
+        if self._pixel_index is None or not np.array_equal(
+            pixel_index, self._pixel_index
+        ):
+            self._pixel_index = pixel_index.copy()
+            self._pixel_order = np.argsort(pixel_index)
+        return self._pixel_order
+
+    def _sst1m_data(self, zevent, order, flags, baseline):
+        data = SST1MCameraContainer(
+            camera_event_number=zevent.eventNumber,
+            array_event_number=zevent.arrayEvtNum or -1,
+            event_type_flags=zevent.event_type,
+            local_camera_clock=np.int64(zevent.local_time_sec) * 1_000_000_000
+            + np.int64(zevent.local_time_nanosec),
+            pixel_flags=flags,
+            digicam_baseline=baseline,
+        )
+        if self.read_trigger_traces:
+            n_samples = len(zevent.hiGain.waveforms.samples) // len(order)
+            data.trigger_input_traces = _trigger_input(zevent.trigger_input_traces)
+            data.trigger_output_patch7 = _trigger_output(
+                zevent.trigger_output_patch7, n_samples
+            )
+            data.trigger_output_patch19 = _trigger_output(
+                zevent.trigger_output_patch19, n_samples
+            )
+        return data
+
+    def _fill_pointing(self, event, tel_id, unix_tai):
+        alt, az = self._tracker(unix_tai)
+        altitude, azimuth = alt * u.rad, az * u.rad
+        event.monitoring.tel[tel_id].pointing = TelescopePointingContainer(
+            altitude=altitude, azimuth=azimuth
+        )
+        array = event.monitoring.pointing
+        array.array_altitude = altitude
+        array.array_azimuth = azimuth
+        array.array_ra = self.target.ra * u.deg
+        array.array_dec = self.target.dec * u.deg
+
+    # ----------------------------------------------------------------- closing
+
+    def _log_counts(self):
+        self.log.info(
+            "Read %d events, yielded %d%s",
+            self.n_read,
+            self._n_yielded,
+            "".join(f", skipped {n} ({reason})" for reason, n in self.skipped.items()),
+        )
+
+    @property
+    def completed(self):
+        """True once all events were read, or ``max_events`` were yielded."""
+        return self._exhausted or (
+            self.max_events is not None and self._n_yielded >= self.max_events
+        )
+
+    def pointing_table(self):
+        """
+        The telescope pointing of the events read so far, as interpolation nodes.
+
+        Returns
+        -------
+        astropy.table.Table or None
+            None if the run has no sky position.
+        """
+        return None if self._tracker is None else self._tracker.node_table()
+
+    def __exit__(self, exc_type, exc_value, traceback):
+        if self.write_pointing:
+            self._write_pointing_to_output()
+        super().__exit__(exc_type, exc_value, traceback)
+
+    def _write_pointing_to_output(self):
+        writer = _find_data_writer(self.parent)
+        table = self.pointing_table()
+        if writer is None or table is None or self._n_yielded == 0:
+            return
+        output = _Path(writer.output_path)
+        if not self.completed or not output.is_file():
+            self.log.error("The run did not complete: no pointing written to %s", output)
+            return
+        key = f"{DL0_TEL_POINTING_GROUP}/tel_{self.tel_id:03d}"
+        write_table(table, output, key, overwrite=True)
+        self.log.info(
+            "Wrote telescope pointing (%d nodes) to %s:%s", len(table), output, key
+        )
+
+
+def _find_data_writer(component):
+    """The DataWriter of the tool that owns this source, if any (ctapipe-process)."""
+    if component is None:
+        return None
+    for value in vars(component).values():
+        if isinstance(value, DataWriter):
+            return value
+    return None
+
+
+def _trigger_input(traces):
+    """Trigger input traces as (432 patches, n_samples), firmware patch order."""
+    per_sample = traces.reshape(-1, 3, 192)[:, :, :144]
+    return per_sample.reshape(len(per_sample), -1).T.copy()
+
+
+def _trigger_output(bits, n_samples):
+    """Trigger output bits as bool (432 patches, n_samples), firmware patch order."""
+    unpacked = np.unpackbits(bits.reshape(n_samples, -1), axis=1, bitorder="little")
+    return unpacked.astype(bool).T.copy()
