@@ -1,0 +1,84 @@
+"""Copy the configuration files shipped with ctapipe-sst1m into a working directory."""
+
+from importlib.resources import files
+from pathlib import Path
+
+from ctapipe.core import Provenance, Tool, traits
+
+from ..version import __version__
+
+__all__ = ["SHIPPED_CONFIGS", "QuickStartTool"]
+
+#: configuration files shipped in ctapipe_sst1m/resources, with what they are for
+SHIPPED_CONFIGS = {
+    "sst1m.yaml": "ctapipe-process: SST-1M raw data (R0) -> DL1",
+}
+
+
+class QuickStartTool(Tool):
+    """
+    Write the SST-1M configuration files for the stock ctapipe tools.
+
+    The files are copies of those shipped in the package, with the contact
+    information filled in; edit them, then run e.g.
+    ``ctapipe-process --config sst1m.yaml --input RUN.fits.fz --output RUN.dl1.h5``.
+    """
+
+    name = "ctapipe-sst1m-quickstart"
+    description = __doc__
+    examples = """
+    ctapipe-sst1m-quickstart --workdir my_analysis --name "A. Astronomer" \\
+        --email a.astronomer@example.org
+    """
+
+    workdir = traits.Path(
+        default_value=Path("."),
+        directory_ok=True,
+        file_ok=False,
+        help="Directory to write the configuration files to (created if needed)",
+    ).tag(config=True)
+    contact_name = traits.Unicode(
+        "YOUR-NAME-HERE", help="Your name, stored as provenance in output files"
+    ).tag(config=True)
+    contact_email = traits.Unicode(
+        "YOUREMAIL@EXAMPLE.ORG", help="Your e-mail, stored as provenance"
+    ).tag(config=True)
+    overwrite = traits.Bool(False, help="Replace existing files").tag(config=True)
+
+    aliases = {
+        ("d", "workdir"): "QuickStartTool.workdir",
+        "name": "QuickStartTool.contact_name",
+        "email": "QuickStartTool.contact_email",
+    }
+    flags = {
+        "overwrite": ({"QuickStartTool": {"overwrite": True}}, "Replace existing files")
+    }
+
+    def setup(self):
+        self.workdir = Path(self.workdir)
+        existing = [n for n in SHIPPED_CONFIGS if (self.workdir / n).exists()]
+        if existing and not self.overwrite:
+            self.log.critical(
+                "%s exist in %s; use --overwrite to replace them",
+                ", ".join(existing),
+                self.workdir,
+            )
+            self.exit(1)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+
+    def start(self):
+        resources = files("ctapipe_sst1m") / "resources"
+        for name, purpose in SHIPPED_CONFIGS.items():
+            text = (resources / name).read_text()
+            text = text.replace("YOUR-NAME-HERE", self.contact_name)
+            text = text.replace("YOUREMAIL@EXAMPLE.ORG", self.contact_email)
+            header = f"# written by {self.name} {__version__}\n"
+            destination = self.workdir / name
+            destination.write_text(header + text)
+            Provenance().add_output_file(destination, role="config")
+            self.log.info("wrote %s (%s)", destination, purpose)
+
+
+def main():
+    """Run the quickstart tool."""
+    QuickStartTool().run()
