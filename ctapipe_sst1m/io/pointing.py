@@ -134,21 +134,26 @@ class AltAzTracker:
 
         Parameters
         ----------
-        unix_tai : float
+        unix_tai : float or array of float
 
         Returns
         -------
-        tuple[float, float]
-            Altitude and azimuth in rad, azimuth in [0, 2 pi).
+        tuple[numpy.ndarray, numpy.ndarray]
+            Altitude and azimuth in rad, azimuth in [0, 2 pi), shaped like
+            ``unix_tai``.
         """
-        position = unix_tai / self.node_spacing
-        node = int(np.floor(position))
+        position = np.asarray(unix_tai, dtype=np.float64) / self.node_spacing
+        node = np.floor(position).astype(np.int64)
         first = node - node % self.nodes_per_block
-        alt, az = self._block(first)
-        i = node - first
-        frac = position - node
-        altitude = alt[i] + frac * (alt[i + 1] - alt[i])
-        azimuth = az[i] + frac * (az[i + 1] - az[i])
+        altitude = np.empty(position.shape)
+        azimuth = np.empty(position.shape)
+        for block_start in np.unique(first):
+            alt, az = self._block(int(block_start))
+            mask = first == block_start
+            i = node[mask] - block_start
+            frac = position[mask] - node[mask]
+            altitude[mask] = alt[i] + frac * (alt[i + 1] - alt[i])
+            azimuth[mask] = az[i] + frac * (az[i + 1] - az[i])
         return altitude, azimuth % (2 * np.pi)
 
     def node_table(self):

@@ -2,6 +2,7 @@
 
 import logging
 from collections import Counter
+from itertools import batched
 from pathlib import Path as _Path
 
 import astropy.units as u
@@ -63,6 +64,9 @@ log = logging.getLogger(__name__)
 PIXEL_STORED = np.uint8(PixelStatus.HIGH_GAIN_STORED | PixelStatus.DVR_0)
 #: pixel_status of a disabled pixel (pixels_flags == 0): nothing stored
 PIXEL_DISABLED = np.uint8(0)
+#: events decoded before their times and pointing are computed together: astropy
+#: Time and coordinate work is paid once per block instead of once per event
+EVENTS_PER_BLOCK = 64
 
 
 class SST1MEventSource(EventSource):
@@ -221,19 +225,26 @@ class SST1MEventSource(EventSource):
         self.files = self._file_list()
         self.headers = [inspect_digicam_file(f) for f in self.files]
         for header in self.headers:
-            check_file_integrity(header.path, verify_checksums=self.verify_checksums)
+            check_file_integrity(header, verify_checksums=self.verify_checksums)
         self.n_events_announced = sum(h.n_events for h in self.headers)
         if self.n_events_announced == 0:
             raise DigiCamFileError(
                 f"{', '.join(map(str, self.files))}: empty run, no events in the file(s)"
             )
 
-        first_events = [self._first_event(h) for h in self.headers]
-        self.tel_id = self._check_telescope(first_events)
+        first = None
+        tel_ids = {}
+        for header in self.headers:
+            event = self._first_event(header)
+            if event is not None:
+                tel_ids[header.path] = self.telescope_id_map.get(
+                    event.telescopeID, event.telescopeID
+                )
+                first = first or event
+        self.tel_id = self._check_telescope(tel_ids)
         self._subarray = self._build_subarray()
         self.digicam_config = self._read_digicam_config()
 
-        first = next(e for e in first_events if e is not None)
         self.clock = self._make_clock(first.local_time_sec)
         self._use_swat_ids = self._choose_event_ids(first)
         self._baseline_scale = self.baseline_scale or self._detect_baseline_scale(first)
@@ -276,12 +287,9 @@ class SST1MEventSource(EventSource):
         with protozfits.File(str(header.path)) as zfile:
             return next(iter(zfile.Events))
 
-    def _check_telescope(self, first_events):
-        tel_ids = {
-            h.path: self.telescope_id_map.get(e.telescopeID, e.telescopeID)
-            for h, e in zip(self.headers, first_events, strict=True)
-            if e is not None
-        }
+    @staticmethod
+    def _check_telescope(tel_ids):
+        """The one telescope of ``tel_ids`` (file -> tel id of its first event)."""
         if len(set(tel_ids.values())) > 1:
             listing = ", ".join(f"{p.name}: tel {t}" for p, t in tel_ids.items())
             raise DigiCamFileError(
@@ -476,21 +484,43 @@ class SST1MEventSource(EventSource):
         counter = 0
         for path in self.files:
             with protozfits.File(str(path)) as zfile:
-                for zevent in zfile.Events:
-                    self.n_read += 1
-                    event = self._fill_event(path, zevent, counter)
-                    if event is None:
-                        continue
-                    self._n_yielded += 1
-                    yield event
-                    counter += 1
+                for block in batched(zfile.Events, EVENTS_PER_BLOCK):
+                    self.n_read += len(block)
+                    for event in self._fill_block(path, block):
+                        event.count = counter
+                        self._n_yielded += 1
+                        yield event
+                        counter += 1
         self._exhausted = True
         self._log_counts()
+
+    def _fill_block(self, path, block):
+        """Events of a block of decoded messages; times and pointing per block."""
+        seconds = np.array([e.local_time_sec for e in block], dtype=np.int64)
+        nanoseconds = np.array([e.local_time_nanosec for e in block], dtype=np.int64)
+        times = self.clock.to_time(seconds, nanoseconds)
+        pointing = None
+        if self._tracker is not None:
+            alt, az = self._tracker(self.clock.to_unix_tai(seconds, nanoseconds))
+            n = len(block)
+            pointing = (
+                u.Quantity(alt, u.rad),
+                u.Quantity(az, u.rad),
+                u.Quantity(np.full(n, self.target.ra), u.deg),
+                u.Quantity(np.full(n, self.target.dec), u.deg),
+            )
+        for i, zevent in enumerate(block):
+            event = self._fill_event(path, zevent, times[i])
+            if event is None:
+                continue
+            if pointing is not None:
+                self._fill_pointing(event, *(values[i] for values in pointing))
+            yield event
 
     def _skip(self, reason):
         self.skipped[reason] += 1
 
-    def _fill_event(self, path, zevent, counter):
+    def _fill_event(self, path, zevent, time):
         tel_id = self.telescope_id_map.get(zevent.telescopeID, zevent.telescopeID)
         if tel_id != self.tel_id:
             raise DigiCamFileError(
@@ -517,17 +547,12 @@ class SST1MEventSource(EventSource):
         flags = zevent.pixels_flags[order]
         enabled = flags != 0
 
-        r1_waveform = samples.astype(np.float32)
-        r1_waveform -= baseline[:, np.newaxis]
+        r1_waveform = np.subtract(samples, baseline[:, np.newaxis], dtype=np.float32)
         r1_waveform[~enabled] = 0.0
         pixel_status = np.where(enabled, PIXEL_STORED, PIXEL_DISABLED)
-
-        sec, nsec = zevent.local_time_sec, zevent.local_time_nanosec
-        time = self.clock.to_time(sec, nsec)
         event_type = ctapipe_event_type(zevent.event_type, self._dark_run)
 
         event = SST1MArrayEventContainer(
-            count=counter,
             index=EventIndexContainer(obs_id=self.obs_id, event_id=event_id),
             trigger=TriggerContainer(
                 time=time,
@@ -554,8 +579,6 @@ class SST1MEventSource(EventSource):
             outlier_mask=~enabled[np.newaxis]
         )
         event.sst1m.tel[tel_id] = self._sst1m_data(zevent, order, flags, baseline)
-        if self._tracker is not None:
-            self._fill_pointing(event, tel_id, self.clock.to_unix_tai(sec, nsec))
         return event
 
     def _software_order(self, pixel_index):
@@ -588,17 +611,15 @@ class SST1MEventSource(EventSource):
             )
         return data
 
-    def _fill_pointing(self, event, tel_id, unix_tai):
-        alt, az = self._tracker(unix_tai)
-        altitude, azimuth = alt * u.rad, az * u.rad
-        event.monitoring.tel[tel_id].pointing = TelescopePointingContainer(
+    def _fill_pointing(self, event, altitude, azimuth, ra, dec):
+        event.monitoring.tel[self.tel_id].pointing = TelescopePointingContainer(
             altitude=altitude, azimuth=azimuth
         )
         array = event.monitoring.pointing
         array.array_altitude = altitude
         array.array_azimuth = azimuth
-        array.array_ra = self.target.ra * u.deg
-        array.array_dec = self.target.dec * u.deg
+        array.array_ra = ra
+        array.array_dec = dec
 
     # ----------------------------------------------------------------- closing
 

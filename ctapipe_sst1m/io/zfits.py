@@ -41,6 +41,8 @@ DIGICAM_EVENT_COLUMNS = (
     "local_time_nanosec",
     "event_type",
 )
+#: Events header keys kept by `inspect_digicam_file` (reading every card is slow)
+EVENTS_HEADER_KEYS = ("TARGET", "RUNTYPE", "TIMESYS", "DATE", "PBFHEAD")
 FITS_BLOCK = 2880
 #: Bytes summed at once when verifying checksums (keeps memory flat for GB files).
 CHECKSUM_CHUNK = 64 * 2**20
@@ -59,8 +61,10 @@ class ZFitsHeaderInfo:
     n_events: int
     #: True for the current layout (a DigicamConfig table before Events)
     has_digicam_config: bool
-    #: the Events header as a plain dict (TARGET, RUNTYPE, TIMESYS, DATE, ...)
+    #: the Events header keys the source uses (see EVENTS_HEADER_KEYS), absent ones None
     events_header: dict
+    #: every HDU as (name, data offset, data size in bytes, DATASUM or None)
+    hdus: tuple
 
 
 @dataclass(frozen=True)
@@ -162,6 +166,17 @@ def inspect_digicam_file(path):
     try:
         with fits.open(path, lazy_load_hdus=True, memmap=False) as hdul:
             headers = {hdu.name.upper(): hdu.header for hdu in hdul}
+            hdus = tuple(
+                (
+                    hdu.name.upper(),
+                    hdu._data_offset,
+                    hdu._data_size,
+                    int(str(hdu.header["DATASUM"]).strip() or 0)
+                    if "DATASUM" in hdu.header
+                    else None,
+                )
+                for hdu in hdul
+            )
     except Exception as err:
         raise DigiCamFileError(f"{path}: not a readable FITS file ({err})") from err
 
@@ -178,7 +193,7 @@ def inspect_digicam_file(path):
             f"DigiCam files hold {CAMERA_EVENT_MESSAGE!r}"
             + (" (this looks like an LST/CTA R1 file)" if message else "")
         )
-    columns = {v for k, v in events.items() if k.startswith("TTYPE")}
+    columns = {events.get(f"TTYPE{i}") for i in range(1, events.get("TFIELDS", 0) + 1)}
     missing = [c for c in DIGICAM_EVENT_COLUMNS if c not in columns]
     if missing:
         raise DigiCamFileError(
@@ -189,7 +204,8 @@ def inspect_digicam_file(path):
         path=path,
         n_events=int(events.get("ZNAXIS2", 0)),
         has_digicam_config="DIGICAMCONFIG" in headers,
-        events_header=dict(events),
+        events_header={key: events.get(key) for key in EVENTS_HEADER_KEYS},
+        hdus=hdus,
     )
 
 
@@ -206,9 +222,9 @@ def _ones_complement_sum(path, offset, size):
     return total
 
 
-def check_file_integrity(path, verify_checksums=True):
+def check_file_integrity(info, verify_checksums=True):
     """
-    Check that every HDU of ``path`` is complete and, optionally, undamaged.
+    Check that every HDU of a file is complete and, optionally, undamaged.
 
     The size of each HDU follows from its header (NAXIS1 * NAXIS2 + PCOUNT, padded
     to 2880 bytes); a shorter file is truncated. With ``verify_checksums``, the
@@ -216,7 +232,8 @@ def check_file_integrity(path, verify_checksums=True):
 
     Parameters
     ----------
-    path : Path
+    info : ZFitsHeaderInfo
+        The file, as inspected by `inspect_digicam_file`.
     verify_checksums : bool
 
     Raises
@@ -224,26 +241,20 @@ def check_file_integrity(path, verify_checksums=True):
     DigiCamFileError
         Naming the HDU and what is wrong with it.
     """
-    path = Path(path)
+    path = info.path
     file_size = path.stat().st_size
-    with fits.open(path, lazy_load_hdus=True, memmap=False) as hdul:
-        hdus = [
-            (hdu.name.upper(), hdu.header, hdu._data_offset, hdu._data_size)
-            for hdu in hdul
-        ]
-    for name, header, offset, size in hdus:
+    for name, offset, size, datasum in info.hdus:
         padded = -(-size // FITS_BLOCK) * FITS_BLOCK
         if offset + padded > file_size:
             raise DigiCamFileError(
                 f"{path}: truncated file: HDU {name!r} needs {offset + padded} bytes, "
                 f"the file has {file_size}"
             )
-        if not verify_checksums or "DATASUM" not in header or padded == 0:
+        if not verify_checksums or datasum is None or padded == 0:
             continue
-        expected = int(str(header["DATASUM"]).strip() or 0)
         computed = _ones_complement_sum(path, offset, padded)
-        if computed != expected:
+        if computed != datasum:
             raise DigiCamFileError(
                 f"{path}: corrupted data in HDU {name!r}: checksum {computed} "
-                f"!= DATASUM {expected}"
+                f"!= DATASUM {datasum}"
             )

@@ -64,7 +64,7 @@ def test_garbage_rejected(tmp_path, shared_data):
 
 def test_integrity_of_real_files(digicam_files):
     for path in digicam_files.values():
-        check_file_integrity(path)
+        check_file_integrity(inspect_digicam_file(path))
 
 
 def test_truncated_file_detected(tmp_path, embedded_raw_file):
@@ -74,15 +74,15 @@ def test_truncated_file_detected(tmp_path, embedded_raw_file):
         # the headers are intact: is_compatible claims it, the integrity check refuses
         assert SST1MEventSource.is_compatible(bad)
         with pytest.raises(DigiCamFileError, match="truncated file"):
-            check_file_integrity(bad)
+            check_file_integrity(inspect_digicam_file(bad))
 
 
 def test_corrupted_file_detected(tmp_path, embedded_raw_file):
     bad = corrupted_copy(embedded_raw_file, tmp_path / "c.fits.fz", offset=900_000)
     with pytest.raises(DigiCamFileError, match="corrupted data in HDU 'EVENTS'"):
-        check_file_integrity(bad)
+        check_file_integrity(inspect_digicam_file(bad))
     # without checksums the damage is invisible in the headers
-    check_file_integrity(bad, verify_checksums=False)
+    check_file_integrity(inspect_digicam_file(bad), verify_checksums=False)
 
 
 @pytest.mark.parametrize(

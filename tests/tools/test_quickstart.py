@@ -1,0 +1,20 @@
+"""ctapipe-sst1m-quickstart writes configs that ctapipe-process accepts."""
+
+import yaml
+from ctapipe.core import run_tool
+
+from ctapipe_sst1m.tools.quickstart import SHIPPED_CONFIGS, QuickStartTool
+
+
+def test_quickstart_writes_configs(tmp_path):
+    workdir = tmp_path / "analysis"
+    argv = [f"--workdir={workdir}", "--name=A. Astronomer", "--email=a@example.org"]
+    assert run_tool(QuickStartTool(), argv=argv, cwd=tmp_path) == 0
+    for name in SHIPPED_CONFIGS:
+        config = yaml.safe_load((workdir / name).read_text())
+        assert config["DataWriter"]["Contact"]["name"] == "A. Astronomer"
+        assert config["DataWriter"]["Contact"]["email"] == "a@example.org"
+
+    # existing files are not replaced without --overwrite
+    assert run_tool(QuickStartTool(), argv=argv, cwd=tmp_path, raises=False) == 1
+    assert run_tool(QuickStartTool(), argv=[*argv, "--overwrite"], cwd=tmp_path) == 0
