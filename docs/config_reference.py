@@ -2,11 +2,12 @@
 
 import textwrap
 
+from ctapipe_sst1m.calib import SST1MR1Calibrator
 from ctapipe_sst1m.io import SST1MEventSource
 from ctapipe_sst1m.tools.quickstart import QuickStartTool
 
 #: components documented, in page order
-COMPONENTS = [SST1MEventSource, QuickStartTool]
+COMPONENTS = [SST1MEventSource, SST1MR1Calibrator, QuickStartTool]
 
 
 def _trait_rst(name, trait):

@@ -93,6 +93,9 @@ class SST1MCameraContainer(Container):
     digicam_baseline = Field(
         None, "On-board baseline per pixel (DigiCam sends 16 x baseline)", unit="adu"
     )
+    voltage_drop_factor = Field(
+        None, "NSB voltage-drop factor the charges were divided by (scalar or per pixel)"
+    )
     trigger_input_traces = Field(
         None, "Trigger input per patch and sample, shape (432, n_samples)"
     )

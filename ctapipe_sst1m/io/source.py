@@ -8,6 +8,7 @@ from pathlib import Path as _Path
 import astropy.units as u
 import numpy as np
 import protozfits
+from astropy.table import Table
 from ctapipe.containers import (
     CameraCalibrationContainer,
     CoordinateFrameType,
@@ -39,9 +40,11 @@ from ctapipe.io.astropy_helpers import write_table
 from ctapipe.io.datawriter import DataWriter
 from ctapipe.io.hdf5dataformat import DL0_TEL_POINTING_GROUP
 
+from ..calib import SST1MR1Calibrator
 from ..instrument import SST1M_TEL_IDS, add_telescope, load_sst1m_subarray
 from .containers import (
     DigiCamConfigContainer,
+    DigiCamEventType,
     SST1MArrayEventContainer,
     SST1MCameraContainer,
     ctapipe_event_type,
@@ -64,6 +67,8 @@ log = logging.getLogger(__name__)
 PIXEL_STORED = np.uint8(PixelStatus.HIGH_GAIN_STORED | PixelStatus.DVR_0)
 #: pixel_status of a disabled pixel (pixels_flags == 0): nothing stored
 PIXEL_DISABLED = np.uint8(0)
+#: where the R1 calibration provenance goes in ctapipe-process output files
+R1_CALIBRATION_GROUP = "/configuration/sst1m/r1_calibration"
 #: events decoded before their times and pointing are computed together: astropy
 #: Time and coordinate work is paid once per block instead of once per event
 EVENTS_PER_BLOCK = 64
@@ -83,12 +88,23 @@ class SST1MEventSource(EventSource):
     Each event gets R0 (raw ADC, pixels in software order), R1, the trigger
     (time from the camera clock, ctapipe event type), the telescope pointing in
     AltAz when the run has a target, and SST-1M specific data in ``event.sst1m``.
-    R1 is baseline-subtracted ADC until the SST-1M calibration is configured.
+    R1 is calibrated to photo-electrons by `~ctapipe_sst1m.calib.SST1MR1Calibrator`
+    (gains, window, voltage drop, bad pixels, module swaps).
 
     After a successful ``ctapipe-process`` run the telescope pointing is also
     appended to the output file (``/dl0/monitoring/telescope/pointing``), where
     ctapipe's HDF5EventSource and TableLoader find it when reading the file back.
     """
+
+    classes = [SST1MR1Calibrator]
+
+    calibrate_r1 = Bool(
+        True,
+        help=(
+            "Calibrate R1 to photo-electrons with SST1MR1Calibrator. False: R1 is "
+            "the baseline-subtracted ADC."
+        ),
+    ).tag(config=True)
 
     input_filelist = List(
         Path(exists=True, directory_ok=False),
@@ -208,6 +224,8 @@ class SST1MEventSource(EventSource):
         help=(
             "After a complete run inside ctapipe-process, append the telescope "
             "pointing to the DataWriter output (/dl0/monitoring/telescope/pointing)."
+            " The R1 calibration provenance is always appended "
+            "(/configuration/sst1m/r1_calibration)."
         ),
     ).tag(config=True)
 
@@ -267,12 +285,61 @@ class SST1MEventSource(EventSource):
         self._exhausted = False
         self._pixel_index = None
         self._pixel_order = None
-        self.log.warning(
-            "R1 waveforms are baseline-subtracted ADC counts, NOT calibrated to "
-            "photo-electrons (no SST-1M calibration configured)"
-        )
+        self._physical_order = None
+        self.r1_calibrator = None
+        self._n_primed = 0
+        if self.calibrate_r1 and self.tel_id in self._subarray.tel:
+            self._setup_calibration(start)
+        else:
+            self.log.warning(
+                "R1 waveforms are baseline-subtracted ADC counts, NOT calibrated to "
+                "photo-electrons (SST1MEventSource.calibrate_r1 is false)"
+            )
 
     # ------------------------------------------------------------------ setup
+
+    def _setup_calibration(self, start):
+        self.r1_calibrator = SST1MR1Calibrator(self._subarray, parent=self)
+        model = (
+            self.tel_id
+            if self.tel_id in SST1M_TEL_IDS
+            else self.unknown_telescope_template
+        )
+        self._physical_order = self.r1_calibrator.prepare(
+            self.tel_id, start, model_tel_id=model, dark_run=self._dark_run
+        )
+        self._prime_pedestals()
+
+    def _prime_pedestals(self):
+        """Feed the pedestal events among the first events of the run to the
+        calibrator, so that the first events are calibrated like the later ones."""
+        limit = self.r1_calibrator.pedestal_priming_events
+        n_pedestals = 0
+        for path in self.files:
+            with protozfits.File(str(path)) as zfile:
+                for zevent in zfile.Events:
+                    if self._n_primed >= limit:
+                        break
+                    self._n_primed += 1
+                    if zevent.event_type & DigiCamEventType.INTERNAL:
+                        samples, _, _ = self._pixels(zevent)
+                        self.r1_calibrator.add_pedestal(self.tel_id, samples)
+                        n_pedestals += 1
+            if self._n_primed >= limit:
+                break
+        if n_pedestals == 0:
+            self.log.warning(
+                "No pedestal events among the first %d events: no voltage-drop "
+                "correction and no dead-pixel detection until the first one",
+                self._n_primed,
+            )
+        else:
+            self.log.info(
+                "Voltage drop %.4f from %d pedestal events among the first %d events",
+                np.median(self.r1_calibrator.voltage_drop(self.tel_id)),
+                n_pedestals,
+                self._n_primed,
+            )
 
     def _file_list(self):
         if self.input_filelist:
@@ -485,8 +552,9 @@ class SST1MEventSource(EventSource):
         for path in self.files:
             with protozfits.File(str(path)) as zfile:
                 for block in batched(zfile.Events, EVENTS_PER_BLOCK):
+                    first_index = self.n_read
                     self.n_read += len(block)
-                    for event in self._fill_block(path, block):
+                    for event in self._fill_block(path, block, first_index):
                         event.count = counter
                         self._n_yielded += 1
                         yield event
@@ -494,7 +562,7 @@ class SST1MEventSource(EventSource):
         self._exhausted = True
         self._log_counts()
 
-    def _fill_block(self, path, block):
+    def _fill_block(self, path, block, first_index):
         """Events of a block of decoded messages; times and pointing per block."""
         seconds = np.array([e.local_time_sec for e in block], dtype=np.int64)
         nanoseconds = np.array([e.local_time_nanosec for e in block], dtype=np.int64)
@@ -510,7 +578,7 @@ class SST1MEventSource(EventSource):
                 u.Quantity(np.full(n, self.target.dec), u.deg),
             )
         for i, zevent in enumerate(block):
-            event = self._fill_event(path, zevent, times[i])
+            event = self._fill_event(path, zevent, times[i], first_index + i)
             if event is None:
                 continue
             if pointing is not None:
@@ -520,7 +588,7 @@ class SST1MEventSource(EventSource):
     def _skip(self, reason):
         self.skipped[reason] += 1
 
-    def _fill_event(self, path, zevent, time):
+    def _fill_event(self, path, zevent, time, index):
         tel_id = self.telescope_id_map.get(zevent.telescopeID, zevent.telescopeID)
         if tel_id != self.tel_id:
             raise DigiCamFileError(
@@ -538,17 +606,18 @@ class SST1MEventSource(EventSource):
         else:
             event_id = zevent.eventNumber
 
-        waveforms = zevent.hiGain.waveforms
-        order = self._software_order(waveforms.pixelsIndices)
-        n_pixels = len(order)
-        samples = waveforms.samples.reshape(n_pixels, -1)[order]
-        baseline = waveforms.baselines[order].astype(np.float32)
-        baseline /= self._baseline_scale
-        flags = zevent.pixels_flags[order]
+        samples, baseline, flags = self._pixels(zevent)
+        n_pixels = len(flags)
         enabled = flags != 0
-
-        r1_waveform = np.subtract(samples, baseline[:, np.newaxis], dtype=np.float32)
-        r1_waveform[~enabled] = 0.0
+        if self.r1_calibrator is None:
+            r1_waveform = np.subtract(samples, baseline[:, np.newaxis], dtype=np.float32)
+            invalid = ~enabled
+            r1_waveform[invalid] = 0.0
+        else:
+            is_pedestal = zevent.event_type & DigiCamEventType.INTERNAL
+            if is_pedestal and index >= self._n_primed:
+                self.r1_calibrator.add_pedestal(tel_id, samples)
+            r1_waveform, invalid = self.r1_calibrator(tel_id, samples, baseline, ~enabled)
         pixel_status = np.where(enabled, PIXEL_STORED, PIXEL_DISABLED)
         event_type = ctapipe_event_type(zevent.event_type, self._dark_run)
 
@@ -573,24 +642,38 @@ class SST1MEventSource(EventSource):
             pixel_status=pixel_status,
             selected_gain_channel=np.zeros(n_pixels, dtype=np.int8),
         )
-        # disabled pixels are outliers for ctapipe's extractors and its
-        # invalid-pixel interpolation
+        # disabled, dead and badly calibrated pixels are outliers for ctapipe's
+        # extractors and its invalid-pixel interpolation
         event.monitoring.tel[tel_id].camera.coefficients = CameraCalibrationContainer(
-            outlier_mask=~enabled[np.newaxis]
+            outlier_mask=invalid[np.newaxis]
         )
-        event.sst1m.tel[tel_id] = self._sst1m_data(zevent, order, flags, baseline)
+        event.sst1m.tel[tel_id] = self._sst1m_data(zevent, flags, baseline)
         return event
 
+    def _pixels(self, zevent):
+        """Samples, baselines (ADC) and flags of an event in physical pixel order."""
+        waveforms = zevent.hiGain.waveforms
+        order = self._software_order(waveforms.pixelsIndices)
+        samples = waveforms.samples.reshape(len(order), -1)[order]
+        baseline = waveforms.baselines[order].astype(np.float32)
+        baseline /= self._baseline_scale
+        return samples, baseline, zevent.pixels_flags[order]
+
     def _software_order(self, pixel_index):
-        """Order that sorts readout rows to software pixel ids (cached per run)."""
+        """
+        Order that sorts readout rows to software pixel ids, and swapped modules
+        back to their physical positions (cached per run).
+        """
         if self._pixel_index is None or not np.array_equal(
             pixel_index, self._pixel_index
         ):
             self._pixel_index = pixel_index.copy()
             self._pixel_order = np.argsort(pixel_index)
+            if self._physical_order is not None:
+                self._pixel_order = self._pixel_order[self._physical_order]
         return self._pixel_order
 
-    def _sst1m_data(self, zevent, order, flags, baseline):
+    def _sst1m_data(self, zevent, flags, baseline):
         data = SST1MCameraContainer(
             camera_event_number=zevent.eventNumber,
             array_event_number=zevent.arrayEvtNum or -1,
@@ -600,8 +683,10 @@ class SST1MEventSource(EventSource):
             pixel_flags=flags,
             digicam_baseline=baseline,
         )
+        if self.r1_calibrator is not None:
+            data.voltage_drop_factor = self.r1_calibrator.voltage_drop(self.tel_id)
         if self.read_trigger_traces:
-            n_samples = len(zevent.hiGain.waveforms.samples) // len(order)
+            n_samples = len(zevent.hiGain.waveforms.samples) // len(flags)
             data.trigger_input_traces = _trigger_input(zevent.trigger_input_traces)
             data.trigger_output_patch7 = _trigger_output(
                 zevent.trigger_output_patch7, n_samples
@@ -650,24 +735,34 @@ class SST1MEventSource(EventSource):
         return None if self._tracker is None else self._tracker.node_table()
 
     def __exit__(self, exc_type, exc_value, traceback):
-        if self.write_pointing:
-            self._write_pointing_to_output()
+        self._write_run_products()
         super().__exit__(exc_type, exc_value, traceback)
 
-    def _write_pointing_to_output(self):
+    def _write_run_products(self):
+        """Append the pointing and the calibration provenance to the output of the
+        ctapipe-process run that read this source, once the run is complete."""
         writer = _find_data_writer(self.parent)
-        table = self.pointing_table()
-        if writer is None or table is None or self._n_yielded == 0:
+        if writer is None or self._n_yielded == 0:
             return
         output = _Path(writer.output_path)
         if not self.completed or not output.is_file():
-            self.log.error("The run did not complete: no pointing written to %s", output)
+            self.log.error(
+                "The run did not complete: no pointing or calibration provenance "
+                "written to %s",
+                output,
+            )
             return
-        key = f"{DL0_TEL_POINTING_GROUP}/tel_{self.tel_id:03d}"
-        write_table(table, output, key, overwrite=True)
-        self.log.info(
-            "Wrote telescope pointing (%d nodes) to %s:%s", len(table), output, key
-        )
+        pointing = self.pointing_table()
+        if self.write_pointing and pointing is not None:
+            key = f"{DL0_TEL_POINTING_GROUP}/tel_{self.tel_id:03d}"
+            write_table(pointing, output, key, overwrite=True)
+            self.log.info(
+                "Wrote pointing (%d nodes) to %s:%s", len(pointing), output, key
+            )
+        if self.r1_calibrator is not None:
+            provenance = Table(rows=[self.r1_calibrator.provenance(self.tel_id)])
+            key = f"{R1_CALIBRATION_GROUP}/tel_{self.tel_id:03d}"
+            write_table(provenance, output, key, overwrite=True)
 
 
 def _find_data_writer(component):
