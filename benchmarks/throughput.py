@@ -5,7 +5,9 @@ All stages read the same input in the same run, so the ratios are comparable
 across machines even when the absolute rates are not:
 
 * ``protozfits``: the bare decode loop (open, iterate, touch every array used);
-* ``source``: SST1MEventSource iteration (checks, ordering, R0/R1, trigger, pointing);
+* ``source (R1 in ADC)``: SST1MEventSource iteration without the R1 calibration
+  (checks, pixel order, R0, baseline-subtracted R1, trigger, pointing);
+* ``source``: the same with R1 calibrated to photo-electrons (the default);
 * ``source+calib``: plus ctapipe's CameraCalibrator (LocalPeakWindowSum 7/3);
 * ``source+calib+image``: plus ImageProcessor (cleaning and Hillas parameters).
 
@@ -79,7 +81,7 @@ def raw_loop(chunks):
     return n
 
 
-def source_loop(chunks, calibrate=False, image=False):
+def source_loop(chunks, calibrate=False, image=False, calibrate_r1=True):
     """
     Iterate SST1MEventSource, optionally with ctapipe's stages.
 
@@ -89,7 +91,7 @@ def source_loop(chunks, calibrate=False, image=False):
     """
     n = 0
     start = time.perf_counter()
-    with SST1MEventSource(chunks[0], config=CONFIG) as source:
+    with SST1MEventSource(chunks[0], config=CONFIG, calibrate_r1=calibrate_r1) as source:
         setup = time.perf_counter() - start
         calibrator = (
             CameraCalibrator(source.subarray, config=CONFIG) if calibrate else None
@@ -111,6 +113,7 @@ def raw_loop_timed(chunks):
 
 STAGES = {
     "protozfits": raw_loop_timed,
+    "source (R1 in ADC)": lambda c: source_loop(c, calibrate_r1=False),
     "source": source_loop,
     "source+calib": lambda c: source_loop(c, calibrate=True),
     "source+calib+image": lambda c: source_loop(c, calibrate=True, image=True),
@@ -161,7 +164,8 @@ def main():
         print(f"{name:<22} {rate:>10.0f} {rate / raw:>13.2f}")
     print(
         f"source setup: {setup * 1e3:.1f} ms per file (header, size and checksum "
-        "checks, first event; not in the rates above)"
+        "checks, first event, pedestal look-ahead over the first 1000 events of "
+        "the run; not in the rates above)"
     )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS: {peak:.0f} MB")

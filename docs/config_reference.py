@@ -2,12 +2,17 @@
 
 import textwrap
 
-from ctapipe_sst1m.calib import SST1MR1Calibrator
+from ctapipe_sst1m.calib import SST1MR1Calibrator, SST1MSimulationCorrections
 from ctapipe_sst1m.io import SST1MEventSource
 from ctapipe_sst1m.tools.quickstart import QuickStartTool
 
 #: components documented, in page order
-COMPONENTS = [SST1MEventSource, SST1MR1Calibrator, QuickStartTool]
+COMPONENTS = [
+    SST1MEventSource,
+    SST1MR1Calibrator,
+    SST1MSimulationCorrections,
+    QuickStartTool,
+]
 
 
 def _trait_rst(name, trait):

@@ -71,6 +71,8 @@ WINDOW_SOURCES = {
 }
 PIXEL_MAP_SOURCE = Path("instrument/digicam_pixels_mapping_V5T.txt")
 SWAP_SOURCE = Path("calibration/inverted_module_list.json")
+PDE_SOURCE = Path("calibration/mc_pde_correction_factors.json")
+PDE_FACTORS_FILE = "mc_pde_correction_factors.ecsv"
 #: the columns of the pixel map, whose header is one commented line
 PIXEL_MAP_N_COLUMNS = 40
 PIXEL_MAP_COLUMNS = ("module", "pixel_hw_id", "pixel_sw_id")
@@ -247,6 +249,29 @@ def same_values(expected, actual):
     )
 
 
+def make_pde_table(source_path):
+    """mc_tel_id, qe_file, factor of sst1mpipe's MC PDE correction factors."""
+    factors = json.loads(source_path.read_text(encoding="utf-8"))["mc_correction_for_PDE"]
+    rows = [
+        (int(tel.removeprefix("tel_")), qe_file, factor)
+        for tel, by_file in factors.items()
+        for qe_file, factor in by_file.items()
+    ]
+    table = Table(rows=rows, names=("mc_tel_id", "qe_file", "factor"))
+    table["mc_tel_id"].description = "telescope id in the SST-1M simulations"
+    table["qe_file"].description = "QUANTUM_EFFiciency file of sim_telarray, no suffix"
+    table["factor"].description = "simulated charges are divided by it"
+    table.meta = {
+        "description": (
+            "PDE drop of the SST-1M sensors at the NSB level a sim_telarray QE file "
+            "was made for, relative to that file: the simulated counterpart of the "
+            "voltage-drop correction of data."
+        ),
+        "provenance": make_provenance(source_path),
+    }
+    return table
+
+
 def make_resources(shared_data, output):
     """Write all the calibration tables from the files in ``shared_data``."""
     output.mkdir(parents=True, exist_ok=True)
@@ -259,6 +284,7 @@ def make_resources(shared_data, output):
     modules = make_pixel_modules_table(shared_data / PIXEL_MAP_SOURCE)
     write(modules, output, PIXEL_MODULES_FILE)
     write(make_swap_table(shared_data / SWAP_SOURCE), output, SWAPPED_MODULES_FILE)
+    write(make_pde_table(shared_data / PDE_SOURCE), output, PDE_FACTORS_FILE)
 
 
 def main(args=None):
@@ -282,7 +308,7 @@ def main(args=None):
 
     shared_data = args.shared_data.resolve()
     sources = [*GAIN_SOURCES.values(), *WINDOW_SOURCES.values()]
-    for source in [*sources, PIXEL_MAP_SOURCE, SWAP_SOURCE]:
+    for source in [*sources, PIXEL_MAP_SOURCE, SWAP_SOURCE, PDE_SOURCE]:
         if not (shared_data / source).is_file():
             parser.error(f"{shared_data / source} not found")
     make_resources(shared_data, args.output)

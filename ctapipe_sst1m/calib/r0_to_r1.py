@@ -18,6 +18,8 @@ For every pixel::
 * ``voltage_drop``: the NSB-induced drop of gain x PDE, from the baseline noise
   of the pedestal events of the run (`~ctapipe_sst1m.calib.pedestals`).
 
+Saturated pulses are recovered as sst1mpipe does (`~ctapipe_sst1m.calib.saturation`).
+
 Pixels with a bad dark-run calibration, dead pixels (baseline noise below
 ``dead_pixel_std_threshold``) and disabled pixels are set to zero and flagged as
 outliers, for ctapipe's invalid-pixel interpolation.
@@ -35,6 +37,7 @@ import numpy as np
 from astropy.time import Time
 from ctapipe.core import TelescopeComponent
 from ctapipe.core.traits import (
+    Bool,
     BoolTelescopeParameter,
     CaselessStrEnum,
     Float,
@@ -46,6 +49,7 @@ from ctapipe.core.traits import (
 from ..version import __version__
 from .gains import default_gain_table, read_gain_file, telescope_of_file
 from .pedestals import PedestalStatistics, voltage_drop_factor
+from .saturation import SaturationRecovery
 from .window import (
     default_window_file,
     module_swap_permutation,
@@ -84,7 +88,14 @@ class _TelescopeCalibration:
     """Everything needed to calibrate the events of one telescope in one run."""
 
     def __init__(
-        self, scale, bad_calibration, permutation, provenance, pedestals, find_dead_pixels
+        self,
+        scale,
+        bad_calibration,
+        permutation,
+        provenance,
+        pedestals,
+        find_dead_pixels,
+        saturation,
     ):
         #: (n_pixels,) float32: pulse_fraction / (dc_to_pe * window), 0 for bad pixels
         self.scale = scale
@@ -93,6 +104,8 @@ class _TelescopeCalibration:
         self.provenance = provenance
         self.pedestals = pedestals
         self.find_dead_pixels = find_dead_pixels
+        #: SaturationRecovery, or None
+        self.saturation = saturation
         self.voltage_drop = np.float32(1.0)
         self.dead = np.zeros_like(bad_calibration)
 
@@ -175,6 +188,31 @@ class SST1MR1Calibrator(TelescopeComponent):
         ),
     ).tag(config=True)
 
+    recover_saturated_pixels = Bool(
+        True,
+        help=(
+            "Recover saturated pulses as sst1mpipe does (plain sum of the pulse); "
+            "their R1 waveform becomes the reference pulse carrying that charge."
+        ),
+    ).tag(config=True)
+
+    saturation_threshold = Float(
+        3000.0, help="ADC above baseline from which a pulse is saturated."
+    ).tag(config=True)
+
+    saturation_width_level = Float(
+        2500.0, help="ADC above baseline counted for the width of a saturated pulse."
+    ).tag(config=True)
+
+    saturation_width_samples = Int(
+        5, help="Saturated pulses wider than this (samples) are recovered."
+    ).tag(config=True)
+
+    saturation_integration_level = Float(
+        0.2,
+        help="Fraction of the maximum delimiting the summed samples of recovered pulses.",
+    ).tag(config=True)
+
     apply_module_swap = BoolTelescopeParameter(
         default_value=True,
         help="Undo the dated module swaps of swapped_modules.ecsv.",
@@ -251,6 +289,7 @@ class SST1MR1Calibrator(TelescopeComponent):
             provenance=provenance,
             pedestals=PedestalStatistics(self.pedestal_window),
             find_dead_pixels=not dark_run,
+            saturation=self._saturation_recovery(tel_id),
         )
         self.log.info(
             "tel %d: gains %s (%d bad pixels), window %s, pulse fraction %.4f",
@@ -261,6 +300,17 @@ class SST1MR1Calibrator(TelescopeComponent):
             fraction,
         )
         return permutation
+
+    def _saturation_recovery(self, tel_id):
+        if not self.recover_saturated_pixels:
+            return None
+        return SaturationRecovery(
+            self.subarray.tel[tel_id].camera.readout,
+            threshold=self.saturation_threshold,
+            width_level=self.saturation_width_level,
+            width_samples=self.saturation_width_samples,
+            integration_level=self.saturation_integration_level,
+        )
 
     def _gain_permutation(self, gains, model, start_time):
         """The swap in force when the gains were measured: it puts them in
@@ -361,11 +411,22 @@ class SST1MR1Calibrator(TelescopeComponent):
             float32 (n_pixels, n_samples), photo-electrons per sample.
         invalid : numpy.ndarray
             Pixels zeroed in ``r1``: bad calibration, dead or disabled.
+        saturated : numpy.ndarray
+            Pixels whose saturated pulse was recovered.
         """
         calibration = self._telescopes[tel_id]
         scale = calibration.scale / calibration.voltage_drop
         r1 = np.subtract(samples, baseline[:, np.newaxis], dtype=np.float32)
+        saturated = np.zeros(len(r1), dtype=bool)
+        candidates = None
+        if calibration.saturation is not None:
+            candidates = np.flatnonzero(calibration.saturation.saturated(r1))
+            adc = r1[candidates]
         r1 *= scale[:, np.newaxis]
+        if candidates is not None and len(candidates):
+            charge, _ = calibration.saturation.recover(r1, adc, candidates)
+            saturated[candidates[np.isfinite(charge)]] = True
         invalid = calibration.bad_calibration | calibration.dead | disabled
         r1[invalid] = 0.0
-        return r1, invalid
+        saturated &= ~invalid
+        return r1, invalid, saturated

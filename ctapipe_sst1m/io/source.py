@@ -67,6 +67,8 @@ log = logging.getLogger(__name__)
 PIXEL_STORED = np.uint8(PixelStatus.HIGH_GAIN_STORED | PixelStatus.DVR_0)
 #: pixel_status of a disabled pixel (pixels_flags == 0): nothing stored
 PIXEL_DISABLED = np.uint8(0)
+#: pixel_status bit of a pixel whose saturated pulse was recovered
+PIXEL_SATURATED = np.uint8(PixelStatus.SATURATED)
 #: where the R1 calibration provenance goes in ctapipe-process output files
 R1_CALIBRATION_GROUP = "/configuration/sst1m/r1_calibration"
 #: events decoded before their times and pointing are computed together: astropy
@@ -613,12 +615,17 @@ class SST1MEventSource(EventSource):
             r1_waveform = np.subtract(samples, baseline[:, np.newaxis], dtype=np.float32)
             invalid = ~enabled
             r1_waveform[invalid] = 0.0
+            saturated = None
         else:
             is_pedestal = zevent.event_type & DigiCamEventType.INTERNAL
             if is_pedestal and index >= self._n_primed:
                 self.r1_calibrator.add_pedestal(tel_id, samples)
-            r1_waveform, invalid = self.r1_calibrator(tel_id, samples, baseline, ~enabled)
+            r1_waveform, invalid, saturated = self.r1_calibrator(
+                tel_id, samples, baseline, ~enabled
+            )
         pixel_status = np.where(enabled, PIXEL_STORED, PIXEL_DISABLED)
+        if saturated is not None and saturated.any():
+            pixel_status[saturated] |= PIXEL_SATURATED
         event_type = ctapipe_event_type(zevent.event_type, self._dark_run)
 
         event = SST1MArrayEventContainer(

@@ -12,6 +12,7 @@ __all__ = ["SHIPPED_CONFIGS", "QuickStartTool"]
 #: configuration files shipped in ctapipe_sst1m/resources, with what they are for
 SHIPPED_CONFIGS = {
     "sst1m.yaml": "ctapipe-process: SST-1M raw data (R0) -> DL1",
+    "sst1m_mc.yaml": "ctapipe-process: SST-1M sim_telarray simulations -> DL1",
 }
 
 

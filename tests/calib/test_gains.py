@@ -33,6 +33,7 @@ RESOURCES = Path(str(gains_module.RESOURCES))
 RESOURCE_FILES = (
     "gains_tel021.ecsv",
     "gains_tel022.ecsv",
+    "mc_pde_correction_factors.ecsv",
     "pixel_modules.ecsv",
     "swapped_modules.ecsv",
     "window_1.ecsv",
@@ -409,6 +410,7 @@ def test_resources_state_provenance(shared_data):
         "window_2.ecsv": "calibration/corr_factor_2nd_wdw.txt",
         "pixel_modules.ecsv": "instrument/digicam_pixels_mapping_V5T.txt",
         "swapped_modules.ecsv": "calibration/inverted_module_list.json",
+        "mc_pde_correction_factors.ecsv": "calibration/mc_pde_correction_factors.json",
     }
     assert sorted(expected_sources) == sorted(RESOURCE_FILES)
     for name, source in expected_sources.items():

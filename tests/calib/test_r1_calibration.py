@@ -194,7 +194,7 @@ def test_injected_signal_recovered(digicam_files):
         disabled = event.sst1m.tel[22].pixel_flags == 0
         images = []
         for waveform in (raw, injected):
-            r1, _ = calibrator(22, waveform, baseline, disabled)
+            r1, _, _ = calibrator(22, waveform, baseline, disabled)
             event.r1.tel[22].waveform = r1[np.newaxis]
             extract(event)
             images.append(event.dl1.tel[22].image.copy())

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from ctapipe.containers import EventType
 from ctapipe.core import run_tool
-from ctapipe.io import EventSource, TableLoader
+from ctapipe.io import EventSource, TableLoader, read_table
 from ctapipe.time import time_to_ctao_high_res
 from ctapipe.tools.process import ProcessorTool
 
@@ -228,3 +228,19 @@ def test_help_lists_source_options(capsys):
     out = capsys.readouterr().out
     assert "SST1MEventSource.pointing_ra" in out
     assert "SST1MEventSource.camera_clock_scale" in out
+
+
+def test_calibration_provenance_in_output(tmp_path, embedded_raw_file):
+    code, output = _process(tmp_path, embedded_raw_file, f"--config={CONFIG}")
+    assert code == 0
+    provenance = read_table(output, "/configuration/sst1m/r1_calibration/tel_022")
+    assert len(provenance) == 1
+    row = provenance[0]
+    assert row["gain_file"] == "ctapipe_sst1m default gains_tel022.ecsv"
+    assert len(row["gain_sha256"]) == 64
+    assert row["window_file"] == "ctapipe_sst1m default window_2.ecsv"
+    assert row["n_pedestal_events"] == 2
+    assert row["voltage_drop_factor"] == pytest.approx(0.93978, abs=1e-5)
+    assert row["gains_measured"] == "2024-02-15"
+    assert not row["module_swap"]
+    assert row["gain_module_swap"]
