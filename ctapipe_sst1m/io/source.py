@@ -65,8 +65,9 @@ log = logging.getLogger(__name__)
 
 #: pixel_status of a read-out DigiCam pixel: single (high) gain, stored as is
 PIXEL_STORED = np.uint8(PixelStatus.HIGH_GAIN_STORED | PixelStatus.DVR_0)
-#: pixel_status of a disabled pixel (pixels_flags == 0): nothing stored
-PIXEL_DISABLED = np.uint8(0)
+#: pixel_status of an invalid pixel (disabled, dead, bad calibration): no gain
+#: stored, which ctapipe reads as invalid
+PIXEL_INVALID = np.uint8(0)
 #: pixel_status bit of a pixel whose saturated pulse was recovered
 PIXEL_SATURATED = np.uint8(PixelStatus.SATURATED)
 #: where the R1 calibration provenance goes in ctapipe-process output files
@@ -623,7 +624,8 @@ class SST1MEventSource(EventSource):
             r1_waveform, invalid, saturated = self.r1_calibrator(
                 tel_id, samples, baseline, ~enabled
             )
-        pixel_status = np.where(enabled, PIXEL_STORED, PIXEL_DISABLED)
+        # ctapipe's data model: a pixel with no gain marked as stored is invalid
+        pixel_status = np.where(invalid, PIXEL_INVALID, PIXEL_STORED)
         if saturated is not None and saturated.any():
             pixel_status[saturated] |= PIXEL_SATURATED
         event_type = ctapipe_event_type(zevent.event_type, self._dark_run)

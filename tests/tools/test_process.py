@@ -244,3 +244,25 @@ def test_calibration_provenance_in_output(tmp_path, embedded_raw_file):
     assert row["gains_measured"] == "2024-02-15"
     assert not row["module_swap"]
     assert row["gain_module_swap"]
+
+
+def test_invalid_pixels_survive_r1_round_trip(tmp_path, embedded_raw_file):
+    """Invalid pixels are marked in R1 pixel_status the ctapipe way: reading the R1
+    written by ctapipe-process back gives the same outlier mask."""
+    code, output = _process(
+        tmp_path, embedded_raw_file, "--DataWriter.write_r1_waveforms=True"
+    )
+    assert code == 0
+    with SST1MEventSource(embedded_raw_file) as source:
+        expected = {
+            e.index.event_id: e.monitoring.tel[22].camera.coefficients.outlier_mask
+            for e in source
+        }
+    with EventSource(output) as source:
+        n = 0
+        for event in source:
+            outliers = event.monitoring.tel[22].camera.coefficients.outlier_mask
+            np.testing.assert_array_equal(outliers, expected[event.index.event_id])
+            assert outliers.sum() == 22
+            n += 1
+    assert n == 32
