@@ -2,7 +2,6 @@
 
 import logging
 from collections import Counter
-from itertools import batched
 from pathlib import Path as _Path
 
 import astropy.units as u
@@ -49,6 +48,7 @@ from .containers import (
     SST1MCameraContainer,
     ctapipe_event_type,
 )
+from .decoding import decode, decode_files
 from .event_time import CameraClock, clock_scale_for
 from .pointing import AltAzTracker, Target, parse_target
 from .zfits import (
@@ -259,14 +259,14 @@ class SST1MEventSource(EventSource):
             event = self._first_event(header)
             if event is not None:
                 tel_ids[header.path] = self.telescope_id_map.get(
-                    event.telescopeID, event.telescopeID
+                    event.telescope_id, event.telescope_id
                 )
                 first = first or event
         self.tel_id = self._check_telescope(tel_ids)
         self._subarray = self._build_subarray()
         self.digicam_config = self._read_digicam_config()
 
-        self.clock = self._make_clock(first.local_time_sec)
+        self.clock = self._make_clock(first.seconds)
         self._use_swat_ids = self._choose_event_ids(first)
         self._baseline_scale = self.baseline_scale or self._detect_baseline_scale(first)
         self._dark_run = self.headers[0].events_header.get("RUNTYPE", "") == "darkrun"
@@ -279,7 +279,7 @@ class SST1MEventSource(EventSource):
                 self.target, location, node_spacing=self.pointing_node_spacing
             )
 
-        start = self.clock.to_time(first.local_time_sec, first.local_time_nanosec)
+        start = self.clock.to_time(first.seconds, first.nanoseconds)
         self._scheduling_blocks, self._observation_blocks = self._make_blocks(start)
 
         self.skipped = Counter()
@@ -325,7 +325,7 @@ class SST1MEventSource(EventSource):
                         break
                     self._n_primed += 1
                     if zevent.event_type & DigiCamEventType.INTERNAL:
-                        samples, _, _ = self._pixels(zevent)
+                        samples, _, _ = self._pixels(decode(zevent))
                         self.r1_calibrator.add_pedestal(self.tel_id, samples)
                         n_pedestals += 1
             if self._n_primed >= limit:
@@ -355,7 +355,7 @@ class SST1MEventSource(EventSource):
         if header.n_events == 0:
             return None
         with protozfits.File(str(header.path)) as zfile:
-            return next(iter(zfile.Events))
+            return decode(next(iter(zfile.Events)))
 
     @staticmethod
     def _check_telescope(tel_ids):
@@ -413,7 +413,7 @@ class SST1MEventSource(EventSource):
         return CameraClock(scale, first_second)
 
     def _choose_event_ids(self, first):
-        has_swat = bool(first.arrayEvtNum)
+        has_swat = bool(first.array_event_number)
         if self.event_id_source == "swat" and not has_swat:
             raise DigiCamFileError(
                 f"{self.files[0]}: event_id_source='swat' but the events carry no "
@@ -428,10 +428,10 @@ class SST1MEventSource(EventSource):
         return use_swat
 
     def _detect_baseline_scale(self, first):
-        samples = first.hiGain.waveforms.samples.reshape(len(first.pixels_flags), -1)
-        enabled = first.pixels_flags != 0
+        samples = first.samples.reshape(len(first.pixel_flags), -1)
+        enabled = first.pixel_flags != 0
         sample_median = np.median(samples[enabled, :10])
-        baseline_median = np.median(first.hiGain.waveforms.baselines[enabled])
+        baseline_median = np.median(first.baselines[enabled])
         scale = (
             16
             if abs(baseline_median / 16 - sample_median)
@@ -452,9 +452,7 @@ class SST1MEventSource(EventSource):
         run = parse_run_name(self.files[0])
         if run.obs_id is not None:
             return run.obs_id
-        date = run.date or self.clock.to_time(first.local_time_sec, 0).utc.strftime(
-            "%Y%m%d"
-        )
+        date = run.date or self.clock.to_time(first.seconds, 0).utc.strftime("%Y%m%d")
         obs_id = int(date) * 10000
         self.log.warning(
             "%s: no run number in the file name (SST1M{T}_{YYYYMMDD}_{NNNN}.fits.fz), "
@@ -552,23 +550,22 @@ class SST1MEventSource(EventSource):
 
     def _generator(self):
         counter = 0
-        for path in self.files:
-            with protozfits.File(str(path)) as zfile:
-                for block in batched(zfile.Events, EVENTS_PER_BLOCK):
-                    first_index = self.n_read
-                    self.n_read += len(block)
-                    for event in self._fill_block(path, block, first_index):
-                        event.count = counter
-                        self._n_yielded += 1
-                        yield event
-                        counter += 1
+        blocks = decode_files(self.files, self.read_trigger_traces, EVENTS_PER_BLOCK)
+        for path, block in blocks:
+            first_index = self.n_read
+            self.n_read += len(block)
+            for event in self._fill_block(path, block, first_index):
+                event.count = counter
+                self._n_yielded += 1
+                yield event
+                counter += 1
         self._exhausted = True
         self._log_counts()
 
     def _fill_block(self, path, block, first_index):
         """Events of a block of decoded messages; times and pointing per block."""
-        seconds = np.array([e.local_time_sec for e in block], dtype=np.int64)
-        nanoseconds = np.array([e.local_time_nanosec for e in block], dtype=np.int64)
+        seconds = np.array([e.seconds for e in block], dtype=np.int64)
+        nanoseconds = np.array([e.nanoseconds for e in block], dtype=np.int64)
         times = self.clock.to_time(seconds, nanoseconds)
         pointing = None
         if self._tracker is not None:
@@ -580,8 +577,8 @@ class SST1MEventSource(EventSource):
                 u.Quantity(np.full(n, self.target.ra), u.deg),
                 u.Quantity(np.full(n, self.target.dec), u.deg),
             )
-        for i, zevent in enumerate(block):
-            event = self._fill_event(path, zevent, times[i], first_index + i)
+        for i, decoded in enumerate(block):
+            event = self._fill_event(path, decoded, times[i], first_index + i)
             if event is None:
                 continue
             if pointing is not None:
@@ -591,25 +588,25 @@ class SST1MEventSource(EventSource):
     def _skip(self, reason):
         self.skipped[reason] += 1
 
-    def _fill_event(self, path, zevent, time, index):
-        tel_id = self.telescope_id_map.get(zevent.telescopeID, zevent.telescopeID)
+    def _fill_event(self, path, decoded, time, index):
+        tel_id = self.telescope_id_map.get(decoded.telescope_id, decoded.telescope_id)
         if tel_id != self.tel_id:
             raise DigiCamFileError(
-                f"{path}: event {zevent.eventNumber} comes from telescope {tel_id}, "
+                f"{path}: event {decoded.event_number} comes from telescope {tel_id}, "
                 f"the run from telescope {self.tel_id}"
             )
         if tel_id not in self._subarray.tel:
             self._skip(f"tel {tel_id} not in allowed_tels")
             return None
         if self._use_swat_ids:
-            if not zevent.arrayEvtNum:
+            if not decoded.array_event_number:
                 self._skip("no SWAT array event number")
                 return None
-            event_id = zevent.arrayEvtNum
+            event_id = decoded.array_event_number
         else:
-            event_id = zevent.eventNumber
+            event_id = decoded.event_number
 
-        samples, baseline, flags = self._pixels(zevent)
+        samples, baseline, flags = self._pixels(decoded)
         n_pixels = len(flags)
         enabled = flags != 0
         if self.r1_calibrator is None:
@@ -618,7 +615,7 @@ class SST1MEventSource(EventSource):
             r1_waveform[invalid] = 0.0
             saturated = None
         else:
-            is_pedestal = zevent.event_type & DigiCamEventType.INTERNAL
+            is_pedestal = decoded.event_type & DigiCamEventType.INTERNAL
             if is_pedestal and index >= self._n_primed:
                 self.r1_calibrator.add_pedestal(tel_id, samples)
             r1_waveform, invalid, saturated = self.r1_calibrator(
@@ -628,7 +625,7 @@ class SST1MEventSource(EventSource):
         pixel_status = np.where(invalid, PIXEL_INVALID, PIXEL_STORED)
         if saturated is not None and saturated.any():
             pixel_status[saturated] |= PIXEL_SATURATED
-        event_type = ctapipe_event_type(zevent.event_type, self._dark_run)
+        event_type = ctapipe_event_type(decoded.event_type, self._dark_run)
 
         event = SST1MArrayEventContainer(
             index=EventIndexContainer(obs_id=self.obs_id, event_id=event_id),
@@ -656,17 +653,16 @@ class SST1MEventSource(EventSource):
         event.monitoring.tel[tel_id].camera.coefficients = CameraCalibrationContainer(
             outlier_mask=invalid[np.newaxis]
         )
-        event.sst1m.tel[tel_id] = self._sst1m_data(zevent, flags, baseline)
+        event.sst1m.tel[tel_id] = self._sst1m_data(decoded, flags, baseline)
         return event
 
-    def _pixels(self, zevent):
+    def _pixels(self, decoded):
         """Samples, baselines (ADC) and flags of an event in physical pixel order."""
-        waveforms = zevent.hiGain.waveforms
-        order = self._software_order(waveforms.pixelsIndices)
-        samples = waveforms.samples.reshape(len(order), -1)[order]
-        baseline = waveforms.baselines[order].astype(np.float32)
+        order = self._software_order(decoded.pixel_index)
+        samples = decoded.samples.reshape(len(order), -1)[order]
+        baseline = decoded.baselines[order].astype(np.float32)
         baseline /= self._baseline_scale
-        return samples, baseline, zevent.pixels_flags[order]
+        return samples, baseline, decoded.pixel_flags[order]
 
     def _software_order(self, pixel_index):
         """
@@ -682,26 +678,26 @@ class SST1MEventSource(EventSource):
                 self._pixel_order = self._pixel_order[self._physical_order]
         return self._pixel_order
 
-    def _sst1m_data(self, zevent, flags, baseline):
+    def _sst1m_data(self, decoded, flags, baseline):
         data = SST1MCameraContainer(
-            camera_event_number=zevent.eventNumber,
-            array_event_number=zevent.arrayEvtNum or -1,
-            event_type_flags=zevent.event_type,
-            local_camera_clock=np.int64(zevent.local_time_sec) * 1_000_000_000
-            + np.int64(zevent.local_time_nanosec),
+            camera_event_number=decoded.event_number,
+            array_event_number=decoded.array_event_number or -1,
+            event_type_flags=decoded.event_type,
+            local_camera_clock=np.int64(decoded.seconds) * 1_000_000_000
+            + np.int64(decoded.nanoseconds),
             pixel_flags=flags,
             digicam_baseline=baseline,
         )
         if self.r1_calibrator is not None:
             data.voltage_drop_factor = self.r1_calibrator.voltage_drop(self.tel_id)
         if self.read_trigger_traces:
-            n_samples = len(zevent.hiGain.waveforms.samples) // len(flags)
-            data.trigger_input_traces = _trigger_input(zevent.trigger_input_traces)
+            n_samples = len(decoded.samples) // len(flags)
+            data.trigger_input_traces = _trigger_input(decoded.trigger_input)
             data.trigger_output_patch7 = _trigger_output(
-                zevent.trigger_output_patch7, n_samples
+                decoded.trigger_patch7, n_samples
             )
             data.trigger_output_patch19 = _trigger_output(
-                zevent.trigger_output_patch19, n_samples
+                decoded.trigger_patch19, n_samples
             )
         return data
 

@@ -1,0 +1,88 @@
+"""
+Decoding DigiCam events into plain numpy records.
+
+The source fills ctapipe containers from `DecodedEvent` records rather than from
+protozfits messages: one place knows the DigiCam message layout.
+"""
+
+from itertools import batched
+from typing import NamedTuple
+
+import numpy as np
+import protozfits
+
+__all__ = ["DecodedEvent", "decode", "decode_files"]
+
+
+class DecodedEvent(NamedTuple):
+    """The fields of a DigiCam CameraEvent that the source uses, as numpy."""
+
+    telescope_id: int
+    event_number: int
+    #: SWAT array event number, 0 if absent
+    array_event_number: int
+    event_type: int
+    seconds: int
+    nanoseconds: int
+    #: int16, hardware pixel order, flattened (n_pixels * n_samples)
+    samples: np.ndarray
+    pixel_index: np.ndarray
+    baselines: np.ndarray
+    pixel_flags: np.ndarray
+    trigger_input: np.ndarray | None = None
+    trigger_patch7: np.ndarray | None = None
+    trigger_patch19: np.ndarray | None = None
+
+
+def decode(zevent, with_trigger=False):
+    """
+    A protozfits CameraEvent as a `DecodedEvent`.
+
+    Parameters
+    ----------
+    zevent : protozfits CameraEvent
+    with_trigger : bool
+        Also keep the packed trigger traces.
+
+    Returns
+    -------
+    DecodedEvent
+    """
+    waveforms = zevent.hiGain.waveforms
+    trigger = (
+        (
+            zevent.trigger_input_traces,
+            zevent.trigger_output_patch7,
+            zevent.trigger_output_patch19,
+        )
+        if with_trigger
+        else ()
+    )
+    return DecodedEvent(
+        zevent.telescopeID,
+        zevent.eventNumber,
+        zevent.arrayEvtNum or 0,
+        zevent.event_type,
+        zevent.local_time_sec,
+        zevent.local_time_nanosec,
+        waveforms.samples,
+        waveforms.pixelsIndices,
+        waveforms.baselines,
+        zevent.pixels_flags,
+        *trigger,
+    )
+
+
+def decode_files(paths, with_trigger=False, block_size=64):
+    """
+    Decode the events of ``paths`` in this process.
+
+    Yields
+    ------
+    tuple[Path, list[DecodedEvent]]
+        Blocks of up to ``block_size`` events of one file.
+    """
+    for path in paths:
+        with protozfits.File(str(path)) as zfile:
+            for block in batched(zfile.Events, block_size):
+                yield path, [decode(e, with_trigger) for e in block]
