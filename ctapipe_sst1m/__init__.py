@@ -6,7 +6,7 @@ imports this package first; cleaners, extractors and calibrators are found by
 ctapipe only once their modules are imported, so they are imported here.
 """
 
-from . import io
+from . import image, io
 from .version import __version__
 
-__all__ = ["__version__", "io"]
+__all__ = ["__version__", "image", "io"]

@@ -3,6 +3,8 @@
 import textwrap
 
 from ctapipe_sst1m.calib import SST1MR1Calibrator, SST1MSimulationCorrections
+from ctapipe_sst1m.calib.pedestal_charges import PedestalChargeMonitor
+from ctapipe_sst1m.image import SST1MImageCleaner
 from ctapipe_sst1m.io import SST1MEventSource
 from ctapipe_sst1m.tools.quickstart import QuickStartTool
 
@@ -11,6 +13,8 @@ COMPONENTS = [
     SST1MEventSource,
     SST1MR1Calibrator,
     SST1MSimulationCorrections,
+    PedestalChargeMonitor,
+    SST1MImageCleaner,
     QuickStartTool,
 ]
 

@@ -20,6 +20,7 @@ from ctapipe.containers import (
     R1CameraContainer,
     SchedulingBlockContainer,
     SchedulingBlockType,
+    StatisticsContainer,
     TelescopePointingContainer,
     TelescopeTriggerContainer,
     TriggerContainer,
@@ -40,6 +41,7 @@ from ctapipe.io.datawriter import DataWriter
 from ctapipe.io.hdf5dataformat import DL0_TEL_POINTING_GROUP
 
 from ..calib import SST1MR1Calibrator
+from ..calib.pedestal_charges import PedestalChargeMonitor
 from ..instrument import SST1M_TEL_IDS, add_telescope, load_sst1m_subarray
 from .containers import (
     DigiCamConfigContainer,
@@ -99,13 +101,22 @@ class SST1MEventSource(EventSource):
     ctapipe's HDF5EventSource and TableLoader find it when reading the file back.
     """
 
-    classes = [SST1MR1Calibrator]
+    classes = [SST1MR1Calibrator, PedestalChargeMonitor]
 
     calibrate_r1 = Bool(
         True,
         help=(
             "Calibrate R1 to photo-electrons with SST1MR1Calibrator. False: R1 is "
             "the baseline-subtracted ADC."
+        ),
+    ).tag(config=True)
+
+    pedestal_charge_statistics = Bool(
+        True,
+        help=(
+            "Fill monitoring.pixel_statistics.pedestal_image of every event with "
+            "the charge statistics of the latest pedestal events (for the SST-1M "
+            "cleaning); needs calibrate_r1."
         ),
     ).tag(config=True)
 
@@ -290,6 +301,7 @@ class SST1MEventSource(EventSource):
         self._pixel_order = None
         self._physical_order = None
         self.r1_calibrator = None
+        self.pedestal_charges = None
         self._n_primed = 0
         if self.calibrate_r1 and self.tel_id in self._subarray.tel:
             self._setup_calibration(start)
@@ -303,6 +315,8 @@ class SST1MEventSource(EventSource):
 
     def _setup_calibration(self, start):
         self.r1_calibrator = SST1MR1Calibrator(self._subarray, parent=self)
+        if self.pedestal_charge_statistics:
+            self.pedestal_charges = PedestalChargeMonitor(self._subarray, parent=self)
         model = (
             self.tel_id
             if self.tel_id in SST1M_TEL_IDS
@@ -313,36 +327,52 @@ class SST1MEventSource(EventSource):
         )
         self._prime_pedestals()
 
-    def _prime_pedestals(self):
-        """Feed the pedestal events among the first events of the run to the
-        calibrator, so that the first events are calibrated like the later ones."""
+    def _priming_events(self):
+        """The first ``pedestal_priming_events`` events of the run, decoded."""
         limit = self.r1_calibrator.pedestal_priming_events
+        n = 0
+        for _, block in decode_files(self.files, block_size=EVENTS_PER_BLOCK):
+            yield from block[: limit - n]
+            n += min(len(block), limit - n)
+            if n >= limit:
+                return
+
+    def _prime_pedestals(self):
+        """
+        Feed the pedestal events among the first events of the run to the
+        calibrator, and then to the pedestal charge statistics with the resulting
+        voltage drop, so that the first events are treated like the later ones.
+        """
         n_pedestals = 0
-        for path in self.files:
-            with protozfits.File(str(path)) as zfile:
-                for zevent in zfile.Events:
-                    if self._n_primed >= limit:
-                        break
-                    self._n_primed += 1
-                    if zevent.event_type & DigiCamEventType.INTERNAL:
-                        samples, _, _ = self._pixels(decode(zevent))
-                        self.r1_calibrator.add_pedestal(self.tel_id, samples)
-                        n_pedestals += 1
-            if self._n_primed >= limit:
-                break
+        for decoded in self._priming_events():
+            self._n_primed += 1
+            if decoded.event_type & DigiCamEventType.INTERNAL:
+                samples, _, _ = self._pixels(decoded)
+                self.r1_calibrator.add_pedestal(self.tel_id, samples)
+                n_pedestals += 1
         if n_pedestals == 0:
             self.log.warning(
                 "No pedestal events among the first %d events: no voltage-drop "
-                "correction and no dead-pixel detection until the first one",
+                "correction, no dead-pixel detection and no pedestal charge "
+                "statistics until the first one",
                 self._n_primed,
             )
-        else:
-            self.log.info(
-                "Voltage drop %.4f from %d pedestal events among the first %d events",
-                np.median(self.r1_calibrator.voltage_drop(self.tel_id)),
-                n_pedestals,
-                self._n_primed,
-            )
+            return
+        self.log.info(
+            "Voltage drop %.4f from %d pedestal events among the first %d events",
+            np.median(self.r1_calibrator.voltage_drop(self.tel_id)),
+            n_pedestals,
+            self._n_primed,
+        )
+        if self.pedestal_charges is None:
+            return
+        for decoded in self._priming_events():
+            if decoded.event_type & DigiCamEventType.INTERNAL:
+                samples, baseline, flags = self._pixels(decoded)
+                r1, invalid, _ = self.r1_calibrator(
+                    self.tel_id, samples, baseline, flags == 0
+                )
+                self.pedestal_charges.add(self.tel_id, r1, invalid)
 
     def _file_list(self):
         if self.input_filelist:
@@ -615,12 +645,16 @@ class SST1MEventSource(EventSource):
             r1_waveform[invalid] = 0.0
             saturated = None
         else:
-            is_pedestal = decoded.event_type & DigiCamEventType.INTERNAL
-            if is_pedestal and index >= self._n_primed:
+            new_pedestal = (
+                decoded.event_type & DigiCamEventType.INTERNAL and index >= self._n_primed
+            )
+            if new_pedestal:
                 self.r1_calibrator.add_pedestal(tel_id, samples)
             r1_waveform, invalid, saturated = self.r1_calibrator(
                 tel_id, samples, baseline, ~enabled
             )
+            if new_pedestal and self.pedestal_charges is not None:
+                self.pedestal_charges.add(tel_id, r1_waveform, invalid)
         # ctapipe's data model: a pixel with no gain marked as stored is invalid
         pixel_status = np.where(invalid, PIXEL_INVALID, PIXEL_STORED)
         if saturated is not None and saturated.any():
@@ -654,6 +688,14 @@ class SST1MEventSource(EventSource):
             outlier_mask=invalid[np.newaxis]
         )
         event.sst1m.tel[tel_id] = self._sst1m_data(decoded, flags, baseline)
+        if self.pedestal_charges is not None:
+            statistics = self.pedestal_charges.statistics(tel_id)
+            if statistics is not None:
+                event.monitoring.tel[
+                    tel_id
+                ].camera.pixel_statistics.pedestal_image = StatisticsContainer(
+                    mean=statistics.mean, std=statistics.std
+                )
         return event
 
     def _pixels(self, decoded):

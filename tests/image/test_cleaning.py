@@ -1,0 +1,176 @@
+"""The SST-1M cleaner on real images, against a straightforward implementation."""
+
+import numpy as np
+import pytest
+from ctapipe.calib import CameraCalibrator
+from ctapipe.image import ImageProcessor
+from ctapipe.image.cleaning import ImageCleaner
+from ctapipe.tools.process import ProcessorTool
+from traitlets.config import Config
+
+from ctapipe_sst1m.calib.pedestal_charges import RunningPixelStatistics
+from ctapipe_sst1m.image import SST1MImageCleaner
+from ctapipe_sst1m.io import SST1MEventSource
+
+SST1MPIPE = {
+    "picture_threshold_pe": 8.0,
+    "stdev_scaling": 2.5,
+    "boundary_threshold_pe": 4.0,
+    "min_picture_neighbors": 2,
+    "keep_isolated_pixels": False,
+    "time_limit_ns": 8.0,
+    "min_time_neighbors": 1,
+}
+LOW = dict(
+    SST1MPIPE, picture_threshold_pe=3.0, stdev_scaling=0.5, boundary_threshold_pe=1.5
+)
+
+
+def _config(cleaner, **calibrator):
+    return Config(
+        {
+            "CameraCalibrator": {"image_extractor_type": "LocalPeakWindowSum"},
+            "LocalPeakWindowSum": {
+                "window_width": 7,
+                "window_shift": 3,
+                "apply_integration_correction": True,
+            },
+            "ImageProcessor": {"image_cleaner_type": "SST1MImageCleaner"},
+            "SST1MImageCleaner": cleaner,
+            "SST1MR1Calibrator": calibrator,
+        }
+    )
+
+
+def _process(path, config, max_events=None):
+    with SST1MEventSource(path, config=config, max_events=max_events) as source:
+        calibrate = CameraCalibrator(source.subarray, config=config)
+        process = ImageProcessor(source.subarray, config=config)
+        events = []
+        for event in source:
+            calibrate(event)
+            process(event)
+            events.append(event)
+    return source, events
+
+
+def straightforward_cleaning(neighbors, image, times, statistics, settings):
+    """The rule of sst1mpipe-reference.md 4.2, pixel by pixel."""
+    n = len(image)
+    threshold = [settings["picture_threshold_pe"]] * n
+    if statistics is not None:
+        for i in range(n):
+            raised = statistics.mean[i] + settings["stdev_scaling"] * statistics.std[i]
+            threshold[i] = max(threshold[i], raised)
+    above_picture = [image[i] >= threshold[i] for i in range(n)]
+    picture = [
+        above_picture[i]
+        and sum(above_picture[j] for j in neighbors[i])
+        >= settings["min_picture_neighbors"]
+        for i in range(n)
+    ]
+    above_boundary = [image[i] >= settings["boundary_threshold_pe"] for i in range(n)]
+    mask = []
+    for i in range(n):
+        has_picture_neighbor = any(picture[j] for j in neighbors[i])
+        has_boundary_neighbor = any(above_boundary[j] for j in neighbors[i])
+        mask.append(
+            (above_boundary[i] and has_picture_neighbor)
+            or (picture[i] and has_boundary_neighbor)
+        )
+    # time cleaning: enough selected neighbours within the time limit
+    kept = []
+    for i in range(n):
+        close = sum(
+            1
+            for j in neighbors[i]
+            if mask[j] and abs(times[i] - times[j]) < settings["time_limit_ns"]
+        )
+        kept.append(mask[i] and close >= settings["min_time_neighbors"])
+    return np.array(kept)
+
+
+def test_found_by_ctapipe_process(capsys):
+    assert "SST1MImageCleaner" in ImageCleaner.non_abstract_subclasses()
+    ProcessorTool().print_help(classes=True)
+    assert "SST1MImageCleaner.stdev_scaling" in capsys.readouterr().out
+
+
+def test_reference_masks(embedded_raw_file, shared_reference):
+    """sst1mpipe's settings and gain unit: its masks of the first 3 events."""
+    reference = np.load(shared_reference / "sst1mpipe_dl1_images_first3.npz")
+    _, events = _process(
+        embedded_raw_file, _config(SST1MPIPE, gain_pulse_fraction=1.0), max_events=3
+    )
+    for i, event in enumerate(events):
+        np.testing.assert_array_equal(
+            event.dl1.tel[22].image_mask, reference["image_mask"][i]
+        )
+
+
+@pytest.mark.parametrize("settings", [SST1MPIPE, LOW], ids=["sst1mpipe", "low"])
+def test_against_straightforward_rule(embedded_raw_file, settings):
+    source, events = _process(embedded_raw_file, _config(settings))
+    geometry = source.subarray.tel[22].camera.geometry
+    neighbors = [np.flatnonzero(row) for row in geometry.neighbor_matrix]
+    n_kept = []
+    for event in events:
+        dl1 = event.dl1.tel[22]
+        statistics = event.monitoring.tel[22].camera.pixel_statistics.pedestal_image
+        expected = straightforward_cleaning(
+            neighbors, dl1.image, dl1.peak_time, statistics, settings
+        )
+        np.testing.assert_array_equal(dl1.image_mask, expected)
+        n_kept.append(expected.sum())
+    assert len(events) == 32
+    if settings is LOW:
+        # the low thresholds keep NSB clusters: every branch of the rule is used
+        assert np.count_nonzero(n_kept) > 20
+
+
+def test_raised_thresholds_matter(embedded_raw_file):
+    """Without the pedestal statistics the same low settings keep more pixels."""
+    _, with_statistics = _process(embedded_raw_file, _config(LOW))
+    config = _config(LOW)
+    config.SST1MEventSource.pedestal_charge_statistics = False
+    _, without = _process(embedded_raw_file, config)
+    kept = [e.dl1.tel[22].image_mask.sum() for e in with_statistics]
+    kept_fixed = [e.dl1.tel[22].image_mask.sum() for e in without]
+    assert all(a <= b for a, b in zip(kept, kept_fixed, strict=True))
+    assert sum(kept) < sum(kept_fixed)
+
+
+def test_no_statistics_means_fixed_thresholds(embedded_raw_file):
+    source, events = _process(embedded_raw_file, _config(LOW), max_events=1)
+    cleaner = SST1MImageCleaner(source.subarray, **LOW)
+    dl1 = events[0].dl1.tel[22]
+    geometry = source.subarray.tel[22].camera.geometry
+    neighbors = [np.flatnonzero(row) for row in geometry.neighbor_matrix]
+    mask = cleaner(22, dl1.image, dl1.peak_time, monitoring=None)
+    expected = straightforward_cleaning(neighbors, dl1.image, dl1.peak_time, None, LOW)
+    np.testing.assert_array_equal(mask, expected)
+
+
+def test_pedestal_statistics_of_the_run(embedded_raw_file):
+    """The statistics are those of the run's 2 pedestal images, from event 0 on
+    (primed), computed as the cleaner's input."""
+    source, events = _process(embedded_raw_file, _config(SST1MPIPE))
+    pedestals = [e for e in events if e.trigger.event_type.name == "SKY_PEDESTAL"]
+    assert len(pedestals) == 2
+    images = np.array([e.dl1.tel[22].image for e in pedestals])
+    for event in events:
+        statistics = event.monitoring.tel[22].camera.pixel_statistics.pedestal_image
+        np.testing.assert_allclose(statistics.mean, images.mean(axis=0), atol=1e-4)
+        np.testing.assert_allclose(statistics.std, images.std(axis=0), atol=1e-3)
+    assert source.pedestal_charges.n_images(22) == 2
+
+
+def test_running_statistics_window():
+    rng = np.random.default_rng(0)
+    images = rng.normal(3, 1, (50, 10))
+    running = RunningPixelStatistics(10, max_images=20)
+    for image in images:
+        running.add(image)
+    statistics = running.statistics()
+    np.testing.assert_allclose(statistics.mean, images[-20:].mean(axis=0))
+    np.testing.assert_allclose(statistics.std, images[-20:].std(axis=0))
