@@ -48,13 +48,23 @@ class RunningPixelStatistics:
         self._statistics = None
 
     def statistics(self):
-        """`~ctapipe.containers.StatisticsContainer` (mean, std), None if empty."""
+        """
+        Mean and std of the images, None if empty.
+
+        Returns
+        -------
+        ctapipe.containers.StatisticsContainer or None
+            ``mean`` and ``std`` shaped (1, n_pixels), ctapipe's (n_channels,
+            n_pixels) for a single-gain camera.
+        """
         if self.n_images == 0:
             return None
         if self._statistics is None:
             mean = self._sum / self.n_images
             variance = np.maximum(self._sum2 / self.n_images - mean**2, 0.0)
-            self._statistics = StatisticsContainer(mean=mean, std=np.sqrt(variance))
+            self._statistics = StatisticsContainer(
+                mean=mean[np.newaxis], std=np.sqrt(variance)[np.newaxis]
+            )
         return self._statistics
 
 

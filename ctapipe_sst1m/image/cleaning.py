@@ -55,6 +55,14 @@ def picture_thresholds(minimum, stdev_scaling, pedestal_mean, pedestal_std):
     return np.where(np.isfinite(raised), np.maximum(minimum, raised), minimum)
 
 
+def _single_gain(values):
+    """Statistics of DigiCam's one gain channel: (n_channels, n_pixels) -> (n_pixels,)."""
+    if values is None:
+        return None
+    values = np.asarray(values)
+    return values[0] if values.ndim == 2 else values
+
+
 class SST1MImageCleaner(ImageCleaner):
     """
     Tailcuts cleaning with per-pixel picture thresholds raised by the NSB.
@@ -125,7 +133,7 @@ class SST1MImageCleaner(ImageCleaner):
         mean, std = None, None
         if monitoring is not None:
             statistics = monitoring.pixel_statistics.pedestal_image
-            mean, std = statistics.mean, statistics.std
+            mean, std = _single_gain(statistics.mean), _single_gain(statistics.std)
         if (mean is None or std is None) and tel_id not in self._warned:
             self._warned.add(tel_id)
             self.log.info(

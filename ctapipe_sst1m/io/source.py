@@ -418,11 +418,12 @@ class SST1MEventSource(EventSource):
                 template,
             )
             subarray = add_telescope(subarray, self.tel_id, template_tel_id=template)
-        if self.allowed_tels:
-            subarray = subarray.select_subarray(
-                [t for t in subarray.tel_ids if t in self.allowed_tels]
-            )
-        return subarray
+        # a raw file holds one telescope: the subarray is that telescope, as
+        # ctapipe's monitoring sources expect data for every telescope in it
+        allowed = not self.allowed_tels or self.tel_id in self.allowed_tels
+        return subarray.select_subarray(
+            [self.tel_id] if allowed else [], name=subarray.name
+        )
 
     def _read_digicam_config(self):
         header = self.headers[0]

@@ -13,6 +13,9 @@ __all__ = ["SHIPPED_CONFIGS", "QuickStartTool"]
 SHIPPED_CONFIGS = {
     "sst1m.yaml": "ctapipe-process: SST-1M raw data (R0) -> DL1",
     "sst1m_mc.yaml": "ctapipe-process: SST-1M sim_telarray simulations -> DL1",
+    "sst1m_pedestals.yaml": "ctapipe-process, recleaning pass 1: pedestal images",
+    "sst1m_pedestal_statistics.yaml": "ctapipe-calculate-pixel-statistics: their stats",
+    "sst1m_reclean.yaml": "ctapipe-process, recleaning pass 2: clean with them",
 }
 
 

@@ -60,7 +60,8 @@ def straightforward_cleaning(neighbors, image, times, statistics, settings):
     threshold = [settings["picture_threshold_pe"]] * n
     if statistics is not None:
         for i in range(n):
-            raised = statistics.mean[i] + settings["stdev_scaling"] * statistics.std[i]
+            mean, std = statistics.mean[0][i], statistics.std[0][i]
+            raised = mean + settings["stdev_scaling"] * std
             threshold[i] = max(threshold[i], raised)
     above_picture = [image[i] >= threshold[i] for i in range(n)]
     picture = [
@@ -160,8 +161,8 @@ def test_pedestal_statistics_of_the_run(embedded_raw_file):
     images = np.array([e.dl1.tel[22].image for e in pedestals])
     for event in events:
         statistics = event.monitoring.tel[22].camera.pixel_statistics.pedestal_image
-        np.testing.assert_allclose(statistics.mean, images.mean(axis=0), atol=1e-4)
-        np.testing.assert_allclose(statistics.std, images.std(axis=0), atol=1e-3)
+        np.testing.assert_allclose(statistics.mean[0], images.mean(axis=0), atol=1e-4)
+        np.testing.assert_allclose(statistics.std[0], images.std(axis=0), atol=1e-3)
     assert source.pedestal_charges.n_images(22) == 2
 
 
@@ -172,5 +173,5 @@ def test_running_statistics_window():
     for image in images:
         running.add(image)
     statistics = running.statistics()
-    np.testing.assert_allclose(statistics.mean, images[-20:].mean(axis=0))
-    np.testing.assert_allclose(statistics.std, images[-20:].std(axis=0))
+    np.testing.assert_allclose(statistics.mean[0], images[-20:].mean(axis=0))
+    np.testing.assert_allclose(statistics.std[0], images[-20:].std(axis=0))

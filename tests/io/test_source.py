@@ -43,7 +43,8 @@ def test_embedded_file(embedded_raw_file):
     raw = _raw_events(embedded_raw_file)
     with SST1MEventSource(embedded_raw_file, calibrate_r1=False) as source:
         assert source.tel_id == 22
-        assert source.subarray.tel_ids.tolist() == [21, 22]
+        assert source.subarray.tel_ids.tolist() == [22]
+        assert source.subarray.name == "SST1M_miniarray"
         assert source.obs_id == 201808220000  # no run number in the name
         events = list(source)
 
@@ -121,7 +122,7 @@ def test_prototype_camera(digicam_files, caplog):
     assert "telescopeID 1 is not in the SST-1M layout" in caplog.text
     assert "baselines are not 16 x baseline" in caplog.text
     assert source.tel_id == 1
-    assert sorted(source.subarray.tel_ids.tolist()) == [1, 21, 22]
+    assert source.subarray.tel_ids.tolist() == [1]
     assert len(events) == 10
     # unscaled baselines: R1 is centred near 0 in the good pixels
     r1 = events[0].r1.tel[1].waveform[0]

@@ -119,7 +119,7 @@ def test_pointing_survives_in_dl1(tmp_path, embedded_raw_file):
         events = loader.read_telescope_events(pointing=True)
     column = events["telescope_pointing_altitude"]
     assert not np.ma.getmaskarray(column).any()
-    alt = u.Quantity(column.filled(np.nan), column.unit)
+    alt = u.Quantity(np.ma.filled(column, np.nan), column.unit)
     truth = u.Quantity([expected[i].altitude for i in events["event_id"]])
     assert u.allclose(alt, truth, atol=0.1 * u.arcsec)
 
