@@ -5,7 +5,8 @@ Each pixel's picture threshold is ``max(picture_threshold_pe, mean + stdev_scali
 x std)`` of the charges of pedestal events in that pixel, so that pixels under
 bright stars or high NSB need more light to seed an image. Then ctapipe's
 tailcuts, and a time cleaning that keeps pixels with a selected neighbour
-arriving within ``time_limit_ns``. This is sst1mpipe's ``ImageCleanerSST``.
+arriving within ``time_limit_ns``. This is sst1mpipe's ``ImageCleanerSST``,
+including its NSB-level bins of settings.
 
 The pedestal statistics come, as for ctapipe's NSBImageCleaner, from the
 camera monitoring of the event
@@ -17,8 +18,10 @@ from a file of per-interval statistics.
 import numpy as np
 from ctapipe.core.traits import (
     BoolTelescopeParameter,
+    Dict,
     FloatTelescopeParameter,
     IntTelescopeParameter,
+    List,
 )
 from ctapipe.image.cleaning import (
     ImageCleaner,
@@ -27,7 +30,19 @@ from ctapipe.image.cleaning import (
 )
 from ctapipe.image.morphology import number_of_islands
 
-__all__ = ["SST1MImageCleaner", "picture_thresholds"]
+__all__ = ["BIN_SETTINGS", "SST1MImageCleaner", "picture_thresholds"]
+
+#: the settings an NSB bin can override
+BIN_SETTINGS = (
+    "picture_threshold_pe",
+    "stdev_scaling",
+    "boundary_threshold_pe",
+    "min_picture_neighbors",
+    "keep_isolated_pixels",
+    "time_limit_ns",
+    "min_time_neighbors",
+    "only_main_island",
+)
 
 
 def picture_thresholds(minimum, stdev_scaling, pedestal_mean, pedestal_std):
@@ -116,9 +131,55 @@ class SST1MImageCleaner(ImageCleaner):
         default_value=False, help="Keep only the largest island of the image."
     ).tag(config=True)
 
+    nsb_bins = List(
+        Dict(),
+        default_value=[],
+        help=(
+            "NSB-level bins with their own settings: a list of "
+            "{min_nsb_level: <p.e.>, tel_id: <optional>, <setting>: <value>, ...}. "
+            "The NSB level is the mean pedestal charge over the pixels; the bin with "
+            "the highest min_nsb_level not above it overrides the settings above, "
+            "e.g. [{tel_id: 22, min_nsb_level: 2.4287, picture_threshold_pe: 9}]."
+        ),
+    ).tag(config=True)
+
     def __init__(self, subarray, config=None, parent=None, **kwargs):
         super().__init__(subarray=subarray, config=config, parent=parent, **kwargs)
         self._warned = set()
+        for nsb_bin in self.nsb_bins:
+            unknown = set(nsb_bin) - set(BIN_SETTINGS) - {"min_nsb_level", "tel_id"}
+            if unknown or "min_nsb_level" not in nsb_bin:
+                raise ValueError(
+                    f"SST1MImageCleaner.nsb_bins: {nsb_bin} needs min_nsb_level and "
+                    f"may set tel_id and {BIN_SETTINGS}; unknown: {sorted(unknown)}"
+                )
+
+    def settings(self, tel_id, nsb_level=None):
+        """
+        The cleaning settings of ``tel_id`` at ``nsb_level``.
+
+        Parameters
+        ----------
+        tel_id : int
+        nsb_level : float or None
+            Mean pedestal charge over the pixels, p.e.; None: no NSB bin applies.
+
+        Returns
+        -------
+        dict
+        """
+        settings = {name: getattr(self, name).tel[tel_id] for name in BIN_SETTINGS}
+        if nsb_level is None:
+            return settings
+        bins = [
+            b
+            for b in self.nsb_bins
+            if b.get("tel_id", tel_id) == tel_id and b["min_nsb_level"] <= nsb_level
+        ]
+        if bins:
+            chosen = max(bins, key=lambda b: b["min_nsb_level"])
+            settings.update({k: v for k, v in chosen.items() if k in BIN_SETTINGS})
+        return settings
 
     def __call__(self, tel_id, image, arrival_times=None, *, monitoring=None):
         """
@@ -142,30 +203,29 @@ class SST1MImageCleaner(ImageCleaner):
                 tel_id,
                 self.picture_threshold_pe.tel[tel_id],
             )
+        nsb_level = None if mean is None else float(np.nanmean(mean))
+        settings = self.settings(tel_id, nsb_level)
         thresholds = picture_thresholds(
-            self.picture_threshold_pe.tel[tel_id],
-            self.stdev_scaling.tel[tel_id],
-            mean,
-            std,
+            settings["picture_threshold_pe"], settings["stdev_scaling"], mean, std
         )
         mask = tailcuts_clean(
             geometry,
             image,
             picture_thresh=thresholds,
-            boundary_thresh=self.boundary_threshold_pe.tel[tel_id],
-            keep_isolated_pixels=self.keep_isolated_pixels.tel[tel_id],
-            min_number_picture_neighbors=self.min_picture_neighbors.tel[tel_id],
+            boundary_thresh=settings["boundary_threshold_pe"],
+            keep_isolated_pixels=settings["keep_isolated_pixels"],
+            min_number_picture_neighbors=settings["min_picture_neighbors"],
         )
-        time_limit = self.time_limit_ns.tel[tel_id]
+        time_limit = settings["time_limit_ns"]
         if arrival_times is not None and time_limit > 0 and mask.any():
             mask = apply_time_delta_cleaning(
                 geometry,
                 mask,
                 arrival_times,
-                min_number_neighbors=self.min_time_neighbors.tel[tel_id],
+                min_number_neighbors=settings["min_time_neighbors"],
                 time_limit=time_limit,
             )
-        if self.only_main_island.tel[tel_id] and mask.any():
+        if settings["only_main_island"] and mask.any():
             _, labels = number_of_islands(geometry, mask)
             largest = np.argmax(np.bincount(labels[mask]))
             mask = labels == largest

@@ -175,3 +175,46 @@ def test_running_statistics_window():
     statistics = running.statistics()
     np.testing.assert_allclose(statistics.mean[0], images[-20:].mean(axis=0))
     np.testing.assert_allclose(statistics.std[0], images[-20:].std(axis=0))
+
+
+@pytest.mark.parametrize(
+    ("bins", "picture"),
+    [
+        # the run's NSB level is about 2.8 p.e.: a bin from 2.0 p.e. applies ...
+        ([{"tel_id": 22, "min_nsb_level": 2.0, "picture_threshold_pe": 3.0}], 3.0),
+        # ... the highest bin below the level wins ...
+        (
+            [
+                {"min_nsb_level": 0.0, "picture_threshold_pe": 6.0},
+                {"min_nsb_level": 2.0, "picture_threshold_pe": 3.0},
+                {"min_nsb_level": 5.0, "picture_threshold_pe": 20.0},
+            ],
+            3.0,
+        ),
+        # ... bins above the level or of another telescope do not
+        ([{"min_nsb_level": 5.0, "picture_threshold_pe": 3.0}], 8.0),
+        ([{"tel_id": 21, "min_nsb_level": 0.0, "picture_threshold_pe": 3.0}], 8.0),
+    ],
+)
+def test_nsb_bins(embedded_raw_file, bins, picture):
+    settings = dict(LOW, picture_threshold_pe=8.0)
+    source, events = _process(embedded_raw_file, _config(dict(settings, nsb_bins=bins)))
+    geometry = source.subarray.tel[22].camera.geometry
+    neighbors = [np.flatnonzero(row) for row in geometry.neighbor_matrix]
+    expected_settings = dict(settings, picture_threshold_pe=picture)
+    for event in events[:8]:
+        dl1 = event.dl1.tel[22]
+        statistics = event.monitoring.tel[22].camera.pixel_statistics.pedestal_image
+        assert 2.0 < np.mean(statistics.mean) < 5.0
+        expected = straightforward_cleaning(
+            neighbors, dl1.image, dl1.peak_time, statistics, expected_settings
+        )
+        np.testing.assert_array_equal(dl1.image_mask, expected)
+
+
+def test_nsb_bins_validated(embedded_raw_file):
+    source, _ = _process(embedded_raw_file, _config(SST1MPIPE), max_events=1)
+    with pytest.raises(ValueError, match="needs min_nsb_level"):
+        SST1MImageCleaner(source.subarray, nsb_bins=[{"picture_threshold_pe": 3.0}])
+    with pytest.raises(ValueError, match="unknown: \\['picture'\\]"):
+        SST1MImageCleaner(source.subarray, nsb_bins=[{"min_nsb_level": 1, "picture": 3}])
