@@ -16,6 +16,7 @@ SHIPPED_CONFIGS = {
     "sst1m_pedestals.yaml": "ctapipe-process, recleaning pass 1: pedestal images",
     "sst1m_pedestal_statistics.yaml": "ctapipe-calculate-pixel-statistics: their stats",
     "sst1m_reclean.yaml": "ctapipe-process, recleaning pass 2: clean with them",
+    "sst1m_pixel_charges.yaml": "ctapipe-calculate-pixel-statistics: charge histograms",
 }
 
 

@@ -126,3 +126,30 @@ def test_recleaned_with_the_interval_statistics(two_passes):
             n_kept += mask.sum()
     assert len(thresholds) == 3
     assert n_kept > 100
+
+
+def test_pixel_charge_distributions(two_passes, tmp_path):
+    """sst1mpipe's --px-charges: per-pixel histograms of the pedestal charges."""
+    _, pedestals, _, _ = two_passes
+    output = tmp_path / "pixel_charges.h5"
+    argv = [
+        f"--input_url={pedestals}",
+        f"--config={RESOURCES / 'sst1m_pixel_charges.yaml'}",
+        "--SizeChunking.chunk_size=4",
+        "--SizeChunking.chunk_shift=4",
+        f"--output_path={output}",
+    ]
+    assert run_tool(PixelStatisticsCalculatorTool(), argv, cwd=tmp_path) == 0
+    table = read_table(
+        output, STATS_TABLE.replace("pixel_statistics", "pixel_histograms")
+    )
+    assert len(table) == 2
+    edges = table.meta["bin_edges"]
+    assert len(edges) == 1001 and edges[0] == -10 and edges[-1] == 40
+    with TableLoader(pedestals) as loader:
+        images = loader.read_telescope_events(dl1_images=True)["image"]
+    for chunk, rows in zip(table, (slice(0, 4), slice(4, 8)), strict=True):
+        histogram = chunk["histogram"][:, 0, :]  # (bins, pixels)
+        for pixel in (0, 500, 1295):
+            expected, _ = np.histogram(images[rows, pixel], bins=edges)
+            np.testing.assert_array_equal(histogram[:, pixel], expected)
