@@ -218,3 +218,27 @@ def test_nsb_bins_validated(embedded_raw_file):
         SST1MImageCleaner(source.subarray, nsb_bins=[{"picture_threshold_pe": 3.0}])
     with pytest.raises(ValueError, match="unknown: \\['picture'\\]"):
         SST1MImageCleaner(source.subarray, nsb_bins=[{"min_nsb_level": 1, "picture": 3}])
+
+
+def test_fallback_before_the_first_pedestal(embedded_raw_file, caplog):
+    """Without pedestal events to start from, events are cleaned with the fixed
+    threshold (with a warning) until the first pedestal event arrives."""
+    config = _config(LOW)
+    config.SST1MR1Calibrator.pedestal_priming_events = 1
+    with caplog.at_level("WARNING"):
+        source, events = _process(embedded_raw_file, config, max_events=8)
+    assert "No pedestal events among the first 1 events" in caplog.text
+    geometry = source.subarray.tel[22].camera.geometry
+    neighbors = [np.flatnonzero(row) for row in geometry.neighbor_matrix]
+    for event in events:
+        statistics = event.monitoring.tel[22].camera.pixel_statistics.pedestal_image
+        dl1 = event.dl1.tel[22]
+        if event.count < 4:  # the first pedestal is event 4
+            assert statistics.mean is None
+            statistics = None
+        else:
+            assert statistics.mean is not None
+        expected = straightforward_cleaning(
+            neighbors, dl1.image, dl1.peak_time, statistics, LOW
+        )
+        np.testing.assert_array_equal(dl1.image_mask, expected)
