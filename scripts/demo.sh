@@ -19,13 +19,23 @@ input="$("$VENV_PYTHON" -c 'from importlib.resources import files; print(files("
 import sys
 from collections import Counter
 
+import numpy as np
 from ctapipe.containers import EventType
 from ctapipe.io import TableLoader
 
 with TableLoader(sys.argv[1]) as loader:
-    events = loader.read_telescope_events(dl1_parameters=True)
+    events = loader.read_telescope_events(dl1_images=True, dl1_parameters=True)
 print(f"\n{sys.argv[1]}: {len(events)} telescope events, tel_id {set(events['tel_id'])}")
 print("event types:", dict(Counter(EventType(t).name for t in events["event_type"])))
 print("first event:", events["time"][0].utc.isot, "UTC, event_id", events["event_id"][0])
-print(events["event_id", "event_type", "hillas_intensity", "hillas_width", "morphology_n_pixels"][:5])
+events["charge_pe"] = events["image"].sum(axis=1)
+events["brightest_pe"] = events["image"].max(axis=1)
+events["pixels_kept"] = events["image_mask"].sum(axis=1)
+columns = ["event_id", "event_type", "charge_pe", "brightest_pe", "pixels_kept"]
+print(events[columns][:8])
+print(
+    f"median charge per pixel {np.median(events['image']):.2f} p.e.: these 2018 "
+    "triggers are dominated by night-sky light, and the SST-1M cleaning keeps "
+    f"pixels in {np.count_nonzero(events['pixels_kept'])} of {len(events)} events"
+)
 PY
