@@ -60,3 +60,12 @@ def digicam_files(raw_dir):
         "proto_10": raw_dir / "example_10evts.fits.fz",
         "proto_100": raw_dir / "example_100evts.fits.fz",
     }
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _work_in_tmp_dir(tmp_path_factory):
+    """Run the tests in a temporary directory: ctapipe Tools write their
+    provenance logs into the directory they are created in."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path_factory.mktemp("cwd"))
+        yield
