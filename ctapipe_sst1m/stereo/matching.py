@@ -1,0 +1,237 @@
+"""
+Pairing the events of tel 21 and tel 22 into stereo events.
+
+The two SST-1M telescopes record separate runs; a stereo event is a tel 21
+event and the tel 22 event of the same shower. Three ways to find them, as in
+sst1mpipe, all vectorised (sort, ``searchsorted``) and strictly one-to-one:
+
+* `match_closest`: White Rabbit camera clocks, the closest tel 22 event within a
+  tolerance (10 us by default);
+* `find_time_offset` then `match_closest`: clocks with an unknown constant offset
+  (data before White Rabbit), found in the differences of the events' times
+  within +-10 ms, in 20 us bins;
+* `match_ids`: equal event ids (SWAT array event numbers, or simulated events).
+
+A pair is accepted only if each event is the other's closest (mutual nearest
+neighbours), within the tolerance, and no other event is exactly as close: an
+event is never used twice, and ties are refused rather than guessed. Every
+unpaired event is counted with the reason.
+"""
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["MatchResult", "find_time_offset", "match_closest", "match_ids"]
+
+#: reasons an event of one telescope has no partner
+NO_CANDIDATE = "no event of the other telescope within the tolerance"
+TIE = "two events of the other telescope equally close"
+NOT_MUTUAL = "its closest event is closer to another event"
+DUPLICATE = "its id or time stamp appears more than once"
+
+
+@dataclass
+class MatchResult:
+    """Pairs of event indices of the two inputs, and why the others have none."""
+
+    #: indices into the first input, in increasing order
+    index1: np.ndarray
+    #: indices into the second input, paired with ``index1``
+    index2: np.ndarray
+    #: reason -> number of events of the first input without a partner
+    unmatched1: Counter = field(default_factory=Counter)
+    #: reason -> number of events of the second input without a partner
+    unmatched2: Counter = field(default_factory=Counter)
+
+    @property
+    def n_pairs(self):
+        """Number of pairs."""
+        return len(self.index1)
+
+    def summary(self, names=("tel 1", "tel 2")):
+        """One line per input: pairs, and unpaired events by reason."""
+        lines = [f"{self.n_pairs} pairs"]
+        for name, unmatched in zip(
+            names, (self.unmatched1, self.unmatched2), strict=True
+        ):
+            for reason, count in sorted(unmatched.items()):
+                lines.append(f"{name}: {count} unpaired: {reason}")
+        return lines
+
+
+def _nearest(sorted_values, values):
+    """Index (into ``sorted_values``) of the nearest element, distance, and a tie flag."""
+    right = np.searchsorted(sorted_values, values)
+    left = np.clip(right - 1, 0, len(sorted_values) - 1)
+    right = np.clip(right, 0, len(sorted_values) - 1)
+    d_left = np.abs(values - sorted_values[left])
+    d_right = np.abs(sorted_values[right] - values)
+    nearest = np.where(d_right < d_left, right, left)
+    distance = np.minimum(d_left, d_right)
+    tie = (d_left == d_right) & (left != right)
+    return nearest, distance, tie
+
+
+def _duplicates(sorted_values):
+    """Mask of the elements of a sorted array that occur more than once."""
+    same = sorted_values[1:] == sorted_values[:-1]
+    duplicated = np.zeros(len(sorted_values), dtype=bool)
+    duplicated[1:] |= same
+    duplicated[:-1] |= same
+    return duplicated
+
+
+def match_closest(times1, times2, tolerance, offset=0):
+    """
+    Pair events whose times are closest to each other, within ``tolerance``.
+
+    Parameters
+    ----------
+    times1, times2 : array of int
+        Event times of the two telescopes, in any order (e.g. int64 ns).
+    tolerance : int
+        Largest accepted ``|times2 - (times1 + offset)|``.
+    offset : int
+        Added to ``times1`` (the clock offset of telescope 2 relative to 1).
+
+    Returns
+    -------
+    MatchResult
+    """
+    times1 = np.asarray(times1, dtype=np.int64) + np.int64(offset)
+    times2 = np.asarray(times2, dtype=np.int64)
+    result = MatchResult(np.zeros(0, np.int64), np.zeros(0, np.int64))
+    if len(times1) == 0 or len(times2) == 0:
+        result.unmatched1[NO_CANDIDATE] = len(times1)
+        result.unmatched2[NO_CANDIDATE] = len(times2)
+        return result
+
+    order1, order2 = np.argsort(times1, kind="stable"), np.argsort(times2, kind="stable")
+    sorted1, sorted2 = times1[order1], times2[order2]
+    dup1, dup2 = _duplicates(sorted1), _duplicates(sorted2)
+
+    near2, dist12, tie12 = _nearest(sorted2, sorted1)  # for each tel 1 event
+    near1, _, tie21 = _nearest(sorted1, sorted2)  # for each tel 2 event
+    mutual = near1[near2] == np.arange(len(sorted1))
+    ok = (dist12 <= tolerance) & ~tie12 & ~tie21[near2] & mutual
+    ok &= ~dup1 & ~dup2[near2]
+
+    reason1 = np.full(len(sorted1), "", dtype=object)
+    reason1[dist12 > tolerance] = NO_CANDIDATE
+    pending = reason1 == ""
+    reason1[pending & (dup1 | dup2[near2])] = DUPLICATE
+    pending = reason1 == ""
+    reason1[pending & (tie12 | tie21[near2])] = TIE
+    pending = reason1 == ""
+    reason1[pending & ~mutual] = NOT_MUTUAL
+    result.unmatched1.update(reason1[~ok])
+
+    index1 = order1[ok]
+    index2 = order2[near2[ok]]
+    keep = np.argsort(index1)
+    result.index1, result.index2 = index1[keep], index2[keep]
+
+    paired2 = np.zeros(len(sorted2), dtype=bool)
+    paired2[near2[ok]] = True
+    n_dup2 = np.count_nonzero(dup2 & ~paired2)
+    if n_dup2:
+        result.unmatched2[DUPLICATE] = n_dup2
+    n_other = np.count_nonzero(~dup2 & ~paired2)
+    if n_other:
+        result.unmatched2[NO_CANDIDATE] = n_other
+    return result
+
+
+def find_time_offset(times1, times2, search=10_000_000, step=20_000, max_events=20_000):
+    """
+    The clock offset of telescope 2 relative to 1, from the events' times.
+
+    The differences ``times2 - times1`` of all event pairs within ``search`` of
+    each other pile up at the offset for the events seen by both telescopes,
+    and spread evenly for the others: the offset is the peak of their histogram
+    in bins of ``step`` (scanned from ``-search`` to ``+search``, as sst1mpipe
+    scans), refined by the median of the differences within a bin of the peak.
+    sst1mpipe counts pairs within +-1 ms of each offset instead, which cannot
+    tell offsets apart when events are less than a few ms apart.
+
+    Parameters
+    ----------
+    times1, times2 : array of int
+        Event times, ns.
+    search, step : int
+        ns.
+    max_events : int
+        The offset is constant: only the first ``max_events`` events of
+        telescope 1 are used, which bounds time and memory.
+
+    Returns
+    -------
+    offset : int
+        ns.
+    counts : numpy.ndarray
+        Differences per bin, bins starting at ``-search + step * i``.
+
+    Raises
+    ------
+    ValueError
+        If no events of the two telescopes are within ``search`` of each other.
+    """
+    times1 = np.sort(np.asarray(times1, dtype=np.int64))[:max_events]
+    times2 = np.sort(np.asarray(times2, dtype=np.int64))
+    lo = np.searchsorted(times2, times1 - search, side="left")
+    hi = np.searchsorted(times2, times1 + search, side="right")
+    # every difference t2 - t1 within the search range, without a python loop
+    n_per_event = hi - lo
+    if n_per_event.sum() == 0:
+        raise ValueError(
+            f"No events of the two telescopes within {search} ns of each other"
+        )
+    first = np.repeat(lo, n_per_event)
+    rank = np.arange(n_per_event.sum()) - np.repeat(
+        np.cumsum(n_per_event) - n_per_event, n_per_event
+    )
+    differences = times2[first + rank] - np.repeat(times1, n_per_event)
+    edges = np.arange(-search, search + step, step, dtype=np.int64)
+    counts, _ = np.histogram(differences, edges)
+    peak = int(np.argmax(counts))
+    near = differences[
+        (differences >= edges[max(peak - 1, 0)])
+        & (differences < edges[min(peak + 2, len(edges) - 1)])
+    ]
+    return int(np.rint(np.median(near))), counts
+
+
+def match_ids(ids1, ids2):
+    """
+    Pair events with equal ids; ids that repeat within an input are refused.
+
+    Parameters
+    ----------
+    ids1, ids2 : array of int
+        E.g. SWAT array event numbers, or simulated event ids.
+
+    Returns
+    -------
+    MatchResult
+    """
+    ids1, ids2 = np.asarray(ids1), np.asarray(ids2)
+    unique1, first1, count1 = np.unique(ids1, return_index=True, return_counts=True)
+    unique2, first2, count2 = np.unique(ids2, return_index=True, return_counts=True)
+    _, in1, in2 = np.intersect1d(unique1, unique2, return_indices=True)
+    single = (count1[in1] == 1) & (count2[in2] == 1)
+    index1, index2 = first1[in1[single]], first2[in2[single]]
+    keep = np.argsort(index1)
+    result = MatchResult(index1[keep], index2[keep])
+    n_dup1 = int(count1[count1 > 1].sum())
+    n_dup2 = int(count2[count2 > 1].sum())
+    if n_dup1:
+        result.unmatched1[DUPLICATE] = n_dup1
+    if n_dup2:
+        result.unmatched2[DUPLICATE] = n_dup2
+    if (n := len(ids1) - len(index1) - n_dup1) > 0:
+        result.unmatched1[NO_CANDIDATE] = n
+    if (n := len(ids2) - len(index2) - n_dup2) > 0:
+        result.unmatched2[NO_CANDIDATE] = n
+    return result
