@@ -43,6 +43,7 @@ from ctapipe.io.hdf5dataformat import DL0_TEL_POINTING_GROUP
 from ..calib import SST1MR1Calibrator
 from ..calib.pedestal_charges import PedestalChargeMonitor
 from ..instrument import SST1M_TEL_IDS, add_telescope, load_sst1m_subarray
+from ..version import __version__
 from .containers import (
     DigiCamConfigContainer,
     DigiCamEventType,
@@ -61,7 +62,8 @@ from .zfits import (
     parse_run_name,
 )
 
-__all__ = ["SST1MEventSource"]
+# ctapipe-info --plugins reports the __version__ of the module of the source
+__all__ = ["SST1MEventSource", "__version__"]
 
 log = logging.getLogger(__name__)
 

@@ -252,3 +252,13 @@ def test_trigger_traces(embedded_raw_file):
     assert not data.trigger_output_patch19.any()
     # the trigger input follows the pixel signal: 144 ... values, not all zero
     assert data.trigger_input_traces.max() > 0
+
+
+def test_plugin_version_reported():
+    """ctapipe-info --plugins reads __version__ from the source's module."""
+    import importlib
+
+    import ctapipe_sst1m
+
+    module = importlib.import_module(SST1MEventSource.__module__)
+    assert module.__version__ == ctapipe_sst1m.__version__ != "0.0.0+unknown"
