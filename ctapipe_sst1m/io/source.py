@@ -305,13 +305,13 @@ class SST1MEventSource(EventSource):
         self.r1_calibrator = None
         self.pedestal_charges = None
         self._n_primed = 0
-        if self.calibrate_r1 and self.tel_id in self._subarray.tel:
-            self._setup_calibration(start)
-        else:
+        if not self.calibrate_r1:
             self.log.warning(
                 "R1 waveforms are baseline-subtracted ADC counts, NOT calibrated to "
                 "photo-electrons (SST1MEventSource.calibrate_r1 is false)"
             )
+        elif self.tel_id in self._subarray.tel:  # else allowed_tels excludes it
+            self._setup_calibration(start)
 
     # ------------------------------------------------------------------ setup
 
