@@ -1,6 +1,12 @@
-"""Test helpers that derive damaged or modified DigiCam files from real ones."""
+"""Test helpers: damaged or modified copies of real DigiCam files, and checks
+shared by several test modules."""
 
 import shutil
+import subprocess
+import sys
+
+import numpy as np
+from astropy.table import Table
 
 CARD = 80
 BLOCK = 2880
@@ -49,3 +55,26 @@ def linked_copy(source, destination):
     """``source`` under another name."""
     shutil.copyfile(source, destination)
     return destination
+
+
+def assert_resources_generated(generator, shared_data, output, resources, names):
+    """
+    Run a resource generator script into ``output`` and check that it writes
+    exactly the shipped ``names``, equal to the shipped files in metadata,
+    columns, units and values (but for the date and software versions).
+    """
+    command = [sys.executable, str(generator), "--shared-data", str(shared_data)]
+    command += ["--output", str(output), "--log-level", "WARNING"]
+    subprocess.run(command, check=True)
+    assert sorted(p.name for p in output.iterdir()) == sorted(names)
+    for name in names:
+        shipped = Table.read(resources / name, format="ascii.ecsv")
+        generated = Table.read(output / name, format="ascii.ecsv")
+        for table in (shipped, generated):
+            del table.meta["provenance"]["date"]
+            del table.meta["provenance"]["generator_software"]
+        assert generated.meta == shipped.meta, name
+        assert generated.colnames == shipped.colnames, name
+        for column in shipped.colnames:
+            assert generated[column].unit == shipped[column].unit, (name, column)
+            np.testing.assert_array_equal(generated[column], shipped[column])

@@ -260,8 +260,7 @@ class SST1MEventSource(EventSource):
         self.headers = [inspect_digicam_file(f) for f in self.files]
         for header in self.headers:
             check_file_integrity(header, verify_checksums=self.verify_checksums)
-        self.n_events_announced = sum(h.n_events for h in self.headers)
-        if self.n_events_announced == 0:
+        if sum(h.n_events for h in self.headers) == 0:
             raise DigiCamFileError(
                 f"{', '.join(map(str, self.files))}: empty run, no events in the file(s)"
             )

@@ -50,16 +50,6 @@ class MatchResult:
         """Number of pairs."""
         return len(self.index1)
 
-    def summary(self, names=("tel 1", "tel 2")):
-        """One line per input: pairs, and unpaired events by reason."""
-        lines = [f"{self.n_pairs} pairs"]
-        for name, unmatched in zip(
-            names, (self.unmatched1, self.unmatched2), strict=True
-        ):
-            for reason, count in sorted(unmatched.items()):
-                lines.append(f"{name}: {count} unpaired: {reason}")
-        return lines
-
 
 def _nearest(sorted_values, values):
     """Index (into ``sorted_values``) of the nearest element, distance, and a tie flag."""

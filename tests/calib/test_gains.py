@@ -8,8 +8,6 @@ sst1mpipe's files with a minimal PyTables reader of their own, so that a bug of
 
 import hashlib
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +24,8 @@ from ctapipe_sst1m.calib import (
 )
 from ctapipe_sst1m.calib import gains as gains_module
 from ctapipe_sst1m.calib import window as window_module
+
+from ..helpers import assert_resources_generated
 
 REPO = Path(__file__).resolve().parents[2]
 GENERATOR = REPO / "scripts/make_calibration_resources.py"
@@ -426,28 +426,6 @@ def test_resources_state_provenance(shared_data):
 
 def test_resources_are_generated(shared_data, tmp_path):
     """The shipped files are what the generator writes (but for the date)."""
-    subprocess.run(
-        [
-            sys.executable,
-            str(GENERATOR),
-            "--shared-data",
-            str(shared_data),
-            "--output",
-            str(tmp_path),
-            "--log-level",
-            "WARNING",
-        ],
-        check=True,
+    assert_resources_generated(
+        GENERATOR, shared_data, tmp_path, RESOURCES, RESOURCE_FILES
     )
-
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(RESOURCE_FILES)
-    for name in RESOURCE_FILES:
-        shipped = Table.read(RESOURCES / name, format="ascii.ecsv")
-        generated = Table.read(tmp_path / name, format="ascii.ecsv")
-        for table in (shipped, generated):
-            del table.meta["provenance"]["date"]
-            del table.meta["provenance"]["generator_software"]
-        assert generated.meta == shipped.meta, name
-        assert generated.colnames == shipped.colnames, name
-        for column in shipped.colnames:
-            np.testing.assert_array_equal(generated[column], shipped[column])

@@ -274,3 +274,10 @@ def test_bad_calibration_input(tmp_path, embedded_raw_file, shared_data):
             embedded_raw_file,
             config=Config({"SST1MR1Calibrator": {"gain_file": str(tmp_path / "no.h5")}}),
         )
+
+
+@pytest.mark.parametrize(("tel_id", "expected"), [(21, 0.9087), (22, 0.9068)])
+def test_pulse_fraction_values(tel_id, expected):
+    """The fraction of the reference pulse in its best 5 samples (docs figure)."""
+    readout = load_sst1m_subarray().tel[tel_id].camera.readout
+    assert pulse_fraction(readout) == pytest.approx(expected, abs=5e-4)

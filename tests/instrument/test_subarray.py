@@ -9,8 +9,6 @@ is absent.
 import hashlib
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import astropy.units as u
@@ -38,6 +36,8 @@ from ctapipe_sst1m.instrument import (
     sst1m_telescope_description,
 )
 from ctapipe_sst1m.instrument import subarray as subarray_module
+
+from ..helpers import assert_resources_generated
 
 REPO = Path(__file__).resolve().parents[2]
 GENERATOR = REPO / "scripts/make_instrument_resources.py"
@@ -377,29 +377,6 @@ def test_resources_state_provenance(sst1mpipe_h5):
 
 def test_resources_are_generated(shared_data, sst1mpipe_h5, tmp_path):
     """The shipped files are what the generator writes (but for the date)."""
-    subprocess.run(
-        [
-            sys.executable,
-            str(GENERATOR),
-            "--shared-data",
-            str(shared_data),
-            "--output",
-            str(tmp_path),
-            "--log-level",
-            "WARNING",
-        ],
-        check=True,
+    assert_resources_generated(
+        GENERATOR, shared_data, tmp_path, RESOURCES, RESOURCE_FILES
     )
-
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(RESOURCE_FILES)
-    for name in RESOURCE_FILES:
-        shipped = Table.read(RESOURCES / name, format="ascii.ecsv")
-        generated = Table.read(tmp_path / name, format="ascii.ecsv")
-        for table in (shipped, generated):
-            del table.meta["provenance"]["date"]
-            del table.meta["provenance"]["generator_software"]
-        assert shipped.meta == generated.meta, name
-        assert shipped.colnames == generated.colnames, name
-        for column in shipped.colnames:
-            assert shipped[column].unit == generated[column].unit, (name, column)
-            np.testing.assert_array_equal(shipped[column], generated[column])

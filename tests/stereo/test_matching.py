@@ -65,14 +65,17 @@ def test_right_pairs_on_real_clock_patterns(real_intervals):
 
 
 def test_false_matches_need_a_wide_tolerance(real_intervals):
-    """Measured false-match rate: none at 10 us; the intervals of the real files
-    (median several ms) only produce wrong pairs with tolerances near a ms."""
+    """Measured false-match rates with 30 % of each telescope's events lost: none
+    at 10 us, 0.16 % at 100 us, 2.4 % at 1 ms. The wide tolerance does pair wrong
+    events here, so the scenario is hard enough for the 10 us result to count."""
     rng = np.random.default_rng(1)
     t1, t2, truth = _streams(real_intervals, 50_000, rng, drop=0.3)
-    wrong_10us, _ = _check(match_closest(t1, t2, 10 * US, offset=2_345_678), truth)
-    wrong_1ms, _ = _check(match_closest(t1, t2, 1_000 * US, offset=2_345_678), truth)
-    assert wrong_10us == 0
-    assert wrong_1ms >= wrong_10us
+    narrow = match_closest(t1, t2, 10 * US, offset=2_345_678)
+    wide = match_closest(t1, t2, 1_000 * US, offset=2_345_678)
+    wrong_narrow, _ = _check(narrow, truth)
+    wrong_wide, _ = _check(wide, truth)
+    assert wrong_narrow == 0
+    assert 0.005 < wrong_wide / wide.n_pairs < 0.05
 
 
 def test_duplicated_timestamps_refused(real_intervals):
