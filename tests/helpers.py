@@ -78,3 +78,42 @@ def assert_resources_generated(generator, shared_data, output, resources, names)
         for column in shipped.colnames:
             assert generated[column].unit == shipped[column].unit, (name, column)
             np.testing.assert_array_equal(generated[column], shipped[column])
+
+
+def edit_dl1_events(path, keep=None, time_shift_ns=None):
+    """
+    Edit the events of a single-telescope DL1 file in place.
+
+    Parameters
+    ----------
+    keep : numpy.ndarray of bool, optional
+        Events to keep; the rows of the others are removed from every event
+        table (one row per event in a single-telescope file).
+    time_shift_ns : numpy.ndarray of int, optional
+        Added to each event's trigger times (before removing events).
+    """
+    import tables
+
+    event_tables = []
+    with tables.open_file(path, mode="a") as h5file:
+        n_events = h5file.root.dl1.event.subarray.trigger.nrows
+        for node in h5file.walk_nodes("/", classname="Table"):
+            if "/event/" in node._v_pathname and node.nrows == n_events:
+                event_tables.append(node)
+        if time_shift_ns is not None:
+            for node in event_tables:
+                if "time" not in node.colnames:
+                    continue
+                high_res = node.col("time").astype(np.int64)
+                ns = high_res[:, 0] * 1_000_000_000 + high_res[:, 1] // 4
+                ns += np.asarray(time_shift_ns, dtype=np.int64)
+                shifted = np.stack(
+                    [ns // 1_000_000_000, (ns % 1_000_000_000) * 4], axis=1
+                ).astype(np.uint32)
+                node.modify_column(colname="time", column=shifted)
+        if keep is not None:
+            for node in event_tables:
+                rows = node.read()[np.asarray(keep)]
+                node.remove_rows(0, node.nrows)
+                node.append(rows)
+    return path

@@ -1,5 +1,19 @@
-"""Stereo SST-1M: pairing the events of tel 21 and tel 22."""
+"""Stereo SST-1M: pairing the events of tel 21 and tel 22, stereo DL1 files."""
 
-from .matching import MatchResult, find_time_offset, match_closest, match_ids
+from .array_pointing import SST1MArrayPointing
+from .matching import (
+    MatchResult,
+    StereoEventMatcher,
+    find_time_offset,
+    match_closest,
+    match_ids,
+)
 
-__all__ = ["MatchResult", "find_time_offset", "match_closest", "match_ids"]
+__all__ = [
+    "MatchResult",
+    "SST1MArrayPointing",
+    "StereoEventMatcher",
+    "find_time_offset",
+    "match_closest",
+    "match_ids",
+]

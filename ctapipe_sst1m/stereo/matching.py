@@ -22,8 +22,18 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
+from ctapipe.core import Component, traits
 
-__all__ = ["MatchResult", "find_time_offset", "match_closest", "match_ids"]
+from ..io.event_time import WHITE_RABBIT_START
+
+__all__ = [
+    "MATCHING_METHODS",
+    "MatchResult",
+    "StereoEventMatcher",
+    "find_time_offset",
+    "match_closest",
+    "match_ids",
+]
 
 #: reasons an event of one telescope has no partner
 NO_CANDIDATE = "no event of the other telescope within the tolerance"
@@ -225,3 +235,116 @@ def match_ids(ids1, ids2):
     if (n := len(ids2) - len(index2) - n_dup2) > 0:
         result.unmatched2[NO_CANDIDATE] = n
     return result
+
+
+#: matching methods, named as in sst1mpipe's ``event_matching_method``
+MATCHING_METHODS = {
+    "WhiteRabbitClosest": "closest White Rabbit times within time_tolerance",
+    "SlidingWindow": "clock offset from the time differences, then closest times",
+    "SWATEventIDs": "equal SWAT array event numbers (event_id)",
+    "SimulationEventIDs": "equal (obs_id, event_id) of simulated events",
+}
+
+_WHITE_RABBIT_START_NS = int(WHITE_RABBIT_START.unix_tai) * 1_000_000_000
+
+
+def _id_keys(obs_ids, event_ids):
+    """One int64 per (obs_id, event_id): obs_id rank in the high bits."""
+    unique_obs, rank = np.unique(obs_ids, return_inverse=True)
+    if len(unique_obs) >= 2**22 or np.any((event_ids < 0) | (event_ids >= 2**41)):
+        raise ValueError("event ids outside 0 .. 2**41 cannot be matched")
+    return (rank.astype(np.int64) << 41) | event_ids
+
+
+class StereoEventMatcher(Component):
+    """
+    Pairs the events of two telescopes, with one of sst1mpipe's methods.
+
+    ``auto`` takes ``SimulationEventIDs`` for simulations and
+    ``WhiteRabbitClosest`` for data. The time methods need trigger times;
+    ``WhiteRabbitClosest`` also refuses data taken before White Rabbit
+    (2023-09-25), whose camera clocks are not synchronised: use
+    ``SlidingWindow`` there.
+    """
+
+    method = traits.CaselessStrEnum(
+        ["auto", *MATCHING_METHODS],
+        default_value="auto",
+        help="How events are paired: "
+        + "; ".join(f"{k}: {v}" for k, v in MATCHING_METHODS.items())
+        + "; auto: SimulationEventIDs for simulations, WhiteRabbitClosest for data",
+    ).tag(config=True)
+    time_tolerance = traits.Int(
+        10_000,
+        min=0,
+        help="Largest time difference of a pair (ns), after the offset of SlidingWindow",
+    ).tag(config=True)
+    offset_search_range = traits.Int(
+        10_000_000,
+        min=1,
+        help="SlidingWindow: the offset is searched within +- this (ns)",
+    ).tag(config=True)
+    offset_step = traits.Int(
+        20_000,
+        min=1,
+        help="SlidingWindow: bin width of the time-difference histogram (ns)",
+    ).tag(config=True)
+
+    def resolve_method(self, is_simulation):
+        """The method used for inputs that are (or not) simulations."""
+        if self.method == "auto":
+            return "SimulationEventIDs" if is_simulation else "WhiteRabbitClosest"
+        return self.method
+
+    def __call__(self, events1, events2, is_simulation=False):
+        """
+        Pair the events of two telescopes.
+
+        Parameters
+        ----------
+        events1, events2 : dict of numpy.ndarray
+            ``obs_id``, ``event_id`` and ``time`` (int64 ns) of each event.
+        is_simulation : bool
+
+        Returns
+        -------
+        result : MatchResult
+        info : dict
+            ``method``, and ``offset`` (ns, telescope 2 minus 1) for the
+            time methods.
+
+        Raises
+        ------
+        ValueError
+            If the inputs cannot be matched with the method.
+        """
+        method = self.resolve_method(is_simulation)
+        if method == "SimulationEventIDs":
+            if not is_simulation:
+                raise ValueError("SimulationEventIDs is for simulated events only")
+            obs_ids = np.concatenate([events1["obs_id"], events2["obs_id"]])
+            keys = _id_keys(
+                obs_ids, np.concatenate([events1["event_id"], events2["event_id"]])
+            )
+            n1 = len(events1["obs_id"])
+            return match_ids(keys[:n1], keys[n1:]), {"method": method}
+        if method == "SWATEventIDs":
+            return match_ids(events1["event_id"], events2["event_id"]), {"method": method}
+
+        times1, times2 = events1["time"], events2["time"]
+        if method == "WhiteRabbitClosest" and not is_simulation:
+            first = min(times1.min(), times2.min())
+            if first < _WHITE_RABBIT_START_NS:
+                raise ValueError(
+                    "WhiteRabbitClosest needs White Rabbit times, recorded since "
+                    f"{WHITE_RABBIT_START.iso[:10]}; these data are older: use "
+                    "StereoEventMatcher.method=SlidingWindow"
+                )
+        offset = 0
+        if method == "SlidingWindow":
+            offset, _ = find_time_offset(
+                times1, times2, self.offset_search_range, self.offset_step
+            )
+            self.log.info("clock offset of the second telescope: %d ns", offset)
+        result = match_closest(times1, times2, self.time_tolerance, offset)
+        return result, {"method": method, "offset": offset}

@@ -17,6 +17,7 @@ SHIPPED_CONFIGS = {
     "sst1m_pedestal_statistics.yaml": "ctapipe-calculate-pixel-statistics: their stats",
     "sst1m_reclean.yaml": "ctapipe-process, recleaning pass 2: clean with them",
     "sst1m_pixel_charges.yaml": "ctapipe-calculate-pixel-statistics: charge histograms",
+    "sst1m_stereo.yaml": "ctapipe-process: stereo DL1 (merge-stereo) -> DL2 geometry",
 }
 
 
