@@ -6,6 +6,8 @@ from ctapipe_sst1m.calib import SST1MR1Calibrator, SST1MSimulationCorrections
 from ctapipe_sst1m.calib.pedestal_charges import PedestalChargeMonitor
 from ctapipe_sst1m.image import SST1MImageCleaner
 from ctapipe_sst1m.io import SST1MEventSource
+from ctapipe_sst1m.stereo import SST1MArrayPointing, StereoEventMatcher
+from ctapipe_sst1m.tools.merge_stereo import MergeStereoTool
 from ctapipe_sst1m.tools.quickstart import QuickStartTool
 
 #: components documented, in page order
@@ -15,7 +17,10 @@ COMPONENTS = [
     SST1MSimulationCorrections,
     PedestalChargeMonitor,
     SST1MImageCleaner,
+    StereoEventMatcher,
+    SST1MArrayPointing,
     QuickStartTool,
+    MergeStereoTool,
 ]
 
 
