@@ -113,35 +113,38 @@ def match_closest(times1, times2, tolerance, offset=0):
     dup1, dup2 = _duplicates(sorted1), _duplicates(sorted2)
 
     near2, dist12, tie12 = _nearest(sorted2, sorted1)  # for each tel 1 event
-    near1, _, tie21 = _nearest(sorted1, sorted2)  # for each tel 2 event
-    mutual = near1[near2] == np.arange(len(sorted1))
-    ok = (dist12 <= tolerance) & ~tie12 & ~tie21[near2] & mutual
-    ok &= ~dup1 & ~dup2[near2]
-
-    reason1 = np.full(len(sorted1), "", dtype=object)
-    reason1[dist12 > tolerance] = NO_CANDIDATE
-    pending = reason1 == ""
-    reason1[pending & (dup1 | dup2[near2])] = DUPLICATE
-    pending = reason1 == ""
-    reason1[pending & (tie12 | tie21[near2])] = TIE
-    pending = reason1 == ""
-    reason1[pending & ~mutual] = NOT_MUTUAL
+    near1, dist21, tie21 = _nearest(sorted1, sorted2)  # for each tel 2 event
+    reason1 = _reasons(dist12, dup1, dup2, tie12, tie21, near1, near2, tolerance)
+    reason2 = _reasons(dist21, dup2, dup1, tie21, tie12, near2, near1, tolerance)
+    ok = reason1 == ""
     result.unmatched1.update(reason1[~ok])
+    result.unmatched2.update(reason2[reason2 != ""])
 
     index1 = order1[ok]
     index2 = order2[near2[ok]]
     keep = np.argsort(index1)
     result.index1, result.index2 = index1[keep], index2[keep]
-
-    paired2 = np.zeros(len(sorted2), dtype=bool)
-    paired2[near2[ok]] = True
-    n_dup2 = np.count_nonzero(dup2 & ~paired2)
-    if n_dup2:
-        result.unmatched2[DUPLICATE] = n_dup2
-    n_other = np.count_nonzero(~dup2 & ~paired2)
-    if n_other:
-        result.unmatched2[NO_CANDIDATE] = n_other
     return result
+
+
+def _reasons(distance, dup, dup_other, tie, tie_other, near_other, near, tolerance):
+    """
+    Why each event of one telescope has no partner ("" if it has one).
+
+    ``near`` is the nearest other-telescope event of each event, ``near_other``
+    the nearest event of this telescope for each other-telescope event, and so on.
+    """
+    reason = np.full(len(distance), "", dtype=object)
+    reason[dup] = DUPLICATE
+    reason[(reason == "") & (distance > tolerance)] = NO_CANDIDATE
+    rules = [
+        (dup_other[near], DUPLICATE),
+        (tie | tie_other[near], TIE),
+        (near_other[near] != np.arange(len(distance)), NOT_MUTUAL),
+    ]
+    for refused, why in rules:
+        reason[(reason == "") & refused] = why
+    return reason
 
 
 def find_time_offset(times1, times2, search=10_000_000, step=20_000, max_events=20_000):
