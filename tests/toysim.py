@@ -1,0 +1,348 @@
+"""
+A toy simulation of SST-1M showers, for tests only.
+
+`ToySST1MEventSource` reads a small YAML file (``*.sst1mtoy``: particle,
+number of showers, seed, obs_id) and yields simulated two-telescope events
+with the real SST-1M subarray (tel 21 and 22, as in data), so that stock
+``ctapipe-process``, the training, cut optimisation and IRF tools can be run on
+thousands of events. It is *not* a physics simulation:
+
+* showers are straight lines through the core with the true direction;
+  point-like gammas from the pointing direction, diffuse protons within
+  ``viewcone`` deg; power-law energies; cores uniform within ``max_scatter``;
+* each telescope sees a 2D Gaussian (``ctapipe.image.toymodel``) centred on
+  the projection of the shower point at ``h_max`` (falling with energy),
+  elongated along the projection of the shower axis (found with ctapipe's
+  frames), with intensity proportional to energy and falling with impact
+  distance beyond 120 m, Poisson NSB of 0.5 p.e. and a time gradient;
+  protons are wider, dimmer and misaligned by a random angle;
+* a telescope triggers if the signal reaches 40 p.e.; events with at least
+  one triggered telescope are yielded, all showers enter the simulated
+  shower distribution, as sim_telarray writes it.
+"""
+
+from pathlib import Path
+
+import astropy.units as u
+import numpy as np
+import yaml
+from astropy.coordinates import AltAz, SkyCoord
+from astropy.time import Time
+from ctapipe.containers import (
+    ArrayEventContainer,
+    CoordinateFrameType,
+    DL1CameraContainer,
+    EventIndexContainer,
+    EventType,
+    ObservationBlockContainer,
+    ObservationBlockState,
+    ObservingMode,
+    PointingMode,
+    SchedulingBlockContainer,
+    SchedulingBlockType,
+    SimulatedCameraContainer,
+    SimulatedEventContainer,
+    SimulatedShowerContainer,
+    SimulatedShowerDistribution,
+    SimulationConfigContainer,
+    TelescopeImpactParameterContainer,
+)
+from ctapipe.coordinates import CameraFrame
+from ctapipe.image.toymodel import Gaussian, obtain_time_image
+from ctapipe.io import DataLevel, EventSource
+
+from ctapipe_sst1m.instrument import load_sst1m_subarray
+
+__all__ = ["ToySST1MEventSource", "write_toy_config"]
+
+POINTING_ALT = 70 * u.deg
+POINTING_AZ = 180 * u.deg
+PARTICLES = {
+    # primary id, E min, E max (TeV), viewcone (deg), p.e. per TeV, width and
+    # length scale, misalignment (deg, rms), max scatter (m)
+    "gamma": dict(pid=0, e_min=0.3, e_max=100, viewcone=0, pe=220, size=1.0, tilt=0),
+    "gamma_diffuse": dict(
+        pid=0, e_min=0.3, e_max=100, viewcone=4, pe=220, size=1.0, tilt=0
+    ),
+    "proton": dict(pid=101, e_min=0.6, e_max=200, viewcone=6, pe=90, size=1.9, tilt=25),
+}
+SPECTRAL_INDEX = -2.0
+MAX_SCATTER = 700.0
+TRIGGER_PE = 40.0
+NSB_PE = 0.5
+START = Time("2024-03-12T00:00:00", scale="tai")
+
+
+def write_toy_config(path, particle, n_showers, seed, obs_id=1):
+    """Write the ``*.sst1mtoy`` file the source reads."""
+    path = Path(path)
+    config = dict(particle=particle, n_showers=n_showers, seed=seed, obs_id=obs_id)
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+class ToySST1MEventSource(EventSource):
+    """Toy simulated SST-1M events (see the module docstring); tests only."""
+
+    def __init__(self, input_url=None, config=None, parent=None, **kwargs):
+        super().__init__(input_url=input_url, config=config, parent=parent, **kwargs)
+        settings = yaml.safe_load(Path(self.input_url).read_text())
+        self.particle = PARTICLES[settings["particle"]]
+        self.n_showers = int(settings["n_showers"])
+        self.rng = np.random.default_rng(settings["seed"])
+        self._obs_id = int(settings["obs_id"])
+        self._subarray = load_sst1m_subarray()
+        self.metadata["is_simulation"] = True
+        self._showers = self._draw_showers()
+
+    @staticmethod
+    def is_compatible(file_path):
+        return Path(file_path).suffix == ".sst1mtoy"
+
+    @property
+    def is_simulation(self):
+        return True
+
+    @property
+    def subarray(self):
+        return self._subarray
+
+    @property
+    def datalevels(self):
+        return (DataLevel.DL1_IMAGES,)
+
+    @property
+    def obs_ids(self):
+        return [self._obs_id]
+
+    @property
+    def simulation_config(self):
+        viewcone = self.particle["viewcone"]
+        return {
+            self._obs_id: SimulationConfigContainer(
+                run_number=np.int32(self._obs_id),
+                energy_range_min=self.particle["e_min"] * u.TeV,
+                energy_range_max=self.particle["e_max"] * u.TeV,
+                prod_site_alt=500 * u.m,
+                spectral_index=SPECTRAL_INDEX,
+                n_showers=np.uint64(self.n_showers),
+                shower_reuse=np.uint32(1),
+                max_alt=POINTING_ALT.to(u.rad),
+                min_alt=POINTING_ALT.to(u.rad),
+                max_az=POINTING_AZ.to(u.rad),
+                min_az=POINTING_AZ.to(u.rad),
+                diffuse=viewcone > 0,
+                max_viewcone_radius=viewcone * u.deg,
+                min_viewcone_radius=0 * u.deg,
+                max_scatter_range=MAX_SCATTER * u.m,
+                min_scatter_range=0 * u.m,
+                core_pos_mode=1,
+            )
+        }
+
+    @property
+    def observation_blocks(self):
+        return {
+            self._obs_id: ObservationBlockContainer(
+                obs_id=np.uint64(self._obs_id),
+                sb_id=np.uint64(self._obs_id),
+                producer_id="toy simulation",
+                state=ObservationBlockState.COMPLETED_SUCCEDED,
+                subarray_pointing_lat=POINTING_ALT,
+                subarray_pointing_lon=POINTING_AZ,
+                subarray_pointing_frame=CoordinateFrameType.ALTAZ,
+                actual_start_time=START,
+                scheduled_start_time=START,
+            )
+        }
+
+    @property
+    def scheduling_blocks(self):
+        return {
+            self._obs_id: SchedulingBlockContainer(
+                sb_id=np.uint64(self._obs_id),
+                sb_type=SchedulingBlockType.OBSERVATION,
+                producer_id="toy simulation",
+                observing_mode=ObservingMode.UNKNOWN,
+                pointing_mode=PointingMode.DRIFT,
+            )
+        }
+
+    @property
+    def simulated_shower_distributions(self):
+        showers = self._showers
+        distance = np.hypot(showers["core_x"], showers["core_y"])
+        bins_energy = np.geomspace(self.particle["e_min"], self.particle["e_max"], 31)
+        bins_core = np.linspace(0, MAX_SCATTER, 15)
+        histogram, _, _ = np.histogram2d(
+            showers["energy"], distance, bins=[bins_energy, bins_core]
+        )
+        return {
+            self._obs_id: SimulatedShowerDistribution(
+                obs_id=self._obs_id,
+                hist_id=1,
+                n_entries=self.n_showers,
+                bins_energy=bins_energy * u.TeV,
+                bins_core_dist=bins_core * u.m,
+                histogram=histogram,
+            )
+        }
+
+    def _draw_showers(self):
+        """Energies, directions, cores and images' geometry of all showers."""
+        rng, n, p = self.rng, self.n_showers, self.particle
+        a = SPECTRAL_INDEX + 1
+        u01 = rng.random(n)
+        energy = (p["e_min"] ** a + u01 * (p["e_max"] ** a - p["e_min"] ** a)) ** (1 / a)
+        radius = MAX_SCATTER * np.sqrt(rng.random(n))
+        phi = rng.uniform(0, 2 * np.pi, n)
+        # directions: uniform within the viewcone around the pointing
+        offset = np.degrees(
+            np.arccos(1 - rng.random(n) * (1 - np.cos(np.radians(p["viewcone"]))))
+        )
+        pointing = SkyCoord(alt=POINTING_ALT, az=POINTING_AZ, frame=AltAz())
+        direction = pointing.directional_offset_by(
+            rng.uniform(0, 360, n) * u.deg, offset * u.deg
+        )
+        showers = dict(
+            energy=energy,
+            core_x=radius * np.cos(phi),
+            core_y=radius * np.sin(phi),
+            alt=direction.alt.to_value(u.rad),
+            az=direction.az.to_value(u.rad),
+            h_max=np.clip(10_000 - 1_000 * np.log10(energy), 6_000, 12_000),
+        )
+        showers["images"] = {
+            tel_id: self._project(showers, tel_id) for tel_id in self.subarray.tel_ids
+        }
+        return showers
+
+    def _project(self, showers, tel_id):
+        """Camera position of the shower maximum and axis angle, impact distance."""
+        # shower axis in ground coordinates (x north, y west, z up)
+        alt, az = showers["alt"], showers["az"]
+        axis = np.stack(
+            [np.cos(alt) * np.cos(az), -np.cos(alt) * np.sin(az), np.sin(alt)], 1
+        )
+        core = np.stack([showers["core_x"], showers["core_y"], np.zeros_like(alt)], 1)
+        position = self.subarray.tel_coords[self.subarray.tel_index_array[tel_id]]
+        tel = np.array([position.x.to_value(u.m), position.y.to_value(u.m), 0.0])
+        to_tel = tel - core
+        impact = np.linalg.norm(
+            to_tel - (to_tel @ axis.T).diagonal()[:, None] * axis, axis=1
+        )
+
+        points = []
+        for height in (showers["h_max"], showers["h_max"] + 2_000):
+            point = core + axis * (height / np.sin(alt))[:, None] - tel
+            points.append(point)
+        camera = CameraFrame(
+            telescope_pointing=SkyCoord(alt=POINTING_ALT, az=POINTING_AZ, frame=AltAz()),
+            focal_length=self.subarray.tel[tel_id].optics.equivalent_focal_length,
+        )
+        xy = []
+        for point in points:
+            # direction from the telescope (ground frame: x north, y west, z up)
+            seen = SkyCoord(
+                alt=np.arctan2(point[:, 2], np.hypot(point[:, 0], point[:, 1])) * u.rad,
+                az=np.arctan2(-point[:, 1], point[:, 0]) * u.rad,
+                frame=AltAz(),
+            )
+            cam = seen.transform_to(camera)
+            xy.append(np.stack([cam.x.to_value(u.m), cam.y.to_value(u.m)], 1))
+        delta = xy[1] - xy[0]
+        return dict(
+            x=xy[0][:, 0],
+            y=xy[0][:, 1],
+            psi=np.arctan2(delta[:, 1], delta[:, 0]),
+            elongation=np.hypot(delta[:, 0], delta[:, 1]),
+            impact=impact,
+        )
+
+    def _generator(self):
+        showers, p, rng = self._showers, self.particle, self.rng
+        counter = 0
+        for i in range(self.n_showers):
+            if self.max_events is not None and counter >= self.max_events:
+                break
+            event = self._event(i, showers, p, rng)
+            if event is None:
+                continue
+            event.count = counter
+            counter += 1
+            yield event
+
+    def _event(self, i, showers, p, rng):
+        images = {}
+        for tel_id in self.subarray.tel_ids:
+            geometry = self.subarray.tel[tel_id].camera.geometry
+            image = showers["images"][tel_id]
+            falloff = np.exp(-max(image["impact"][i] - 120, 0) / 80)
+            mean_pe = p["pe"] * showers["energy"][i] * falloff
+            intensity = mean_pe * rng.lognormal(0, 0.25)
+            if intensity < 5:
+                continue
+            width = 0.012 * p["size"] * (1 + 0.15 * np.log10(showers["energy"][i]))
+            length = max(0.5 * image["elongation"][i], 0.02) * np.sqrt(p["size"])
+            psi = image["psi"][i] + np.radians(rng.normal(0, 1) * p["tilt"])
+            model = Gaussian(
+                x=image["x"][i] * u.m,
+                y=image["y"][i] * u.m,
+                length=length * u.m,
+                width=width * u.m,
+                psi=psi * u.rad,
+            )
+            values, signal, _ = model.generate_image(
+                geometry, intensity=intensity, nsb_level_pe=NSB_PE, rng=rng
+            )
+            if signal.sum() < TRIGGER_PE:
+                continue
+            peak_time = obtain_time_image(
+                geometry.pix_x,
+                geometry.pix_y,
+                image["x"][i] * u.m,
+                image["y"][i] * u.m,
+                psi * u.rad,
+                (20 + image["impact"][i] / 5) * u.ns / u.m,
+                20 * u.ns,
+            ) + rng.normal(0, 0.5, geometry.n_pixels)
+            images[tel_id] = (values, signal, peak_time, image["impact"][i])
+        if not images:
+            return None
+
+        event = ArrayEventContainer()
+        event.index = EventIndexContainer(obs_id=self._obs_id, event_id=i + 1)
+        time = START + i * 0.02 * u.s
+        event.trigger.time = time
+        event.trigger.event_type = EventType.SUBARRAY
+        event.trigger.tels_with_trigger = np.array(sorted(images))
+        event.simulation = SimulatedEventContainer()
+        event.simulation.shower = SimulatedShowerContainer(
+            energy=showers["energy"][i] * u.TeV,
+            alt=showers["alt"][i] * u.rad,
+            az=showers["az"][i] * u.rad,
+            core_x=showers["core_x"][i] * u.m,
+            core_y=showers["core_y"][i] * u.m,
+            h_first_int=(showers["h_max"][i] + 2_000) * u.m,
+            x_max=300 * u.g / u.cm**2,
+            shower_primary_id=p["pid"],
+            starting_grammage=0 * u.g / u.cm**2,
+        )
+        event.monitoring.pointing.array_altitude = POINTING_ALT.to(u.rad)
+        event.monitoring.pointing.array_azimuth = POINTING_AZ.to(u.rad)
+        for tel_id, (values, signal, peak_time, impact) in images.items():
+            event.trigger.tel[tel_id].time = time
+            event.monitoring.tel[tel_id].pointing.altitude = POINTING_ALT.to(u.rad)
+            event.monitoring.tel[tel_id].pointing.azimuth = POINTING_AZ.to(u.rad)
+            event.dl1.tel[tel_id] = DL1CameraContainer(
+                image=values.astype(np.float32),
+                peak_time=peak_time.astype(np.float32),
+            )
+            event.simulation.tel[tel_id] = SimulatedCameraContainer(
+                true_image=signal.astype(np.int32),
+                true_image_sum=np.int32(signal.sum()),
+                impact=TelescopeImpactParameterContainer(
+                    distance=impact * u.m, prefix="true_impact"
+                ),
+            )
+        return event
