@@ -18,6 +18,16 @@ SHIPPED_CONFIGS = {
     "sst1m_reclean.yaml": "ctapipe-process, recleaning pass 2: clean with them",
     "sst1m_pixel_charges.yaml": "ctapipe-calculate-pixel-statistics: charge histograms",
     "sst1m_stereo.yaml": "ctapipe-process: stereo DL1 (merge-stereo) -> DL2 geometry",
+    "sst1m_mc_stereo.yaml": "ctapipe-process, with sst1m_mc.yaml: stereo simulations",
+    "sst1m_train_energy.yaml": "ctapipe-train-energy-regressor, stereo",
+    "sst1m_train_classifier.yaml": "ctapipe-train-particle-classifier, stereo",
+    "sst1m_train_energy_mono.yaml": "ctapipe-train-energy-regressor, mono",
+    "sst1m_train_classifier_mono.yaml": "ctapipe-train-particle-classifier, mono",
+    "sst1m_train_disp_mono.yaml": "ctapipe-train-disp-reconstructor, mono",
+    "sst1m_optimize_cuts.yaml": "ctapipe-optimize-event-selection: efficiency cuts",
+    "sst1m_irf.yaml": "ctapipe-compute-irf: IRFs and benchmarks",
+    "sst1m_irf_point_like.yaml": "ctapipe-compute-irf, with sst1m_irf.yaml: point-like",
+    "sst1m_mono.yaml": "cuts and IRFs, added to the above: mono (disp direction)",
 }
 
 

@@ -23,3 +23,10 @@ def test_quickstart_writes_configs(tmp_path):
     # existing files are not replaced without --overwrite
     assert run_tool(QuickStartTool(), argv=argv, cwd=tmp_path, raises=False) == 1
     assert run_tool(QuickStartTool(), argv=[*argv, "--overwrite"], cwd=tmp_path) == 0
+
+
+def test_every_shipped_config_is_listed():
+    from importlib.resources import files
+
+    shipped = {p.name for p in (files("ctapipe_sst1m") / "resources").iterdir()}
+    assert {n for n in shipped if n.endswith(".yaml")} == set(SHIPPED_CONFIGS)
