@@ -19,6 +19,11 @@ thousands of events. It is *not* a physics simulation:
 * a telescope triggers if the signal reaches 40 p.e.; events with at least
   one triggered telescope are yielded, all showers enter the simulated
   shower distribution, as sim_telarray writes it.
+
+With ``observed: {ra: .., dec: .., start: ..}`` in the file, the events look
+like observed data instead: no simulation information, an ICRS observation
+block on the target, which the telescopes track from Ondrejov (the pointing
+and the showers' directions follow the target with the event times).
 """
 
 from pathlib import Path
@@ -71,12 +76,18 @@ MAX_SCATTER = 700.0
 TRIGGER_PE = 40.0
 NSB_PE = 0.5
 START = Time("2024-03-12T00:00:00", scale="tai")
+EVENT_STEP = 0.02 * u.s
 
 
-def write_toy_config(path, particle, n_showers, seed, obs_id=1):
-    """Write the ``*.sst1mtoy`` file the source reads."""
+def write_toy_config(path, particle, n_showers, seed, obs_id=1, observed=None):
+    """Write the ``*.sst1mtoy`` file the source reads.
+
+    ``observed``: dict(ra=deg, dec=deg, start=ISO time TAI) for observed-like runs.
+    """
     path = Path(path)
     config = dict(particle=particle, n_showers=n_showers, seed=seed, obs_id=obs_id)
+    if observed is not None:
+        config["observed"] = observed
     path.write_text(yaml.safe_dump(config))
     return path
 
@@ -92,7 +103,14 @@ class ToySST1MEventSource(EventSource):
         self.rng = np.random.default_rng(settings["seed"])
         self._obs_id = int(settings["obs_id"])
         self._subarray = load_sst1m_subarray()
-        self.metadata["is_simulation"] = True
+        self.observed = settings.get("observed")
+        self.metadata["is_simulation"] = self.observed is None
+        self.start = START
+        if self.observed is not None:
+            self.start = Time(self.observed["start"], scale="tai")
+            self.target = SkyCoord(self.observed["ra"], self.observed["dec"], unit="deg")
+        self.times = self.start + np.arange(self.n_showers) * EVENT_STEP
+        self.pointing = self._pointing()
         self._showers = self._draw_showers()
 
     @staticmethod
@@ -101,7 +119,21 @@ class ToySST1MEventSource(EventSource):
 
     @property
     def is_simulation(self):
-        return True
+        return self.observed is None
+
+    def _pointing(self):
+        """AltAz pointing at each shower's time (fixed for simulations)."""
+        if self.observed is None:
+            n = self.n_showers
+            return SkyCoord(
+                alt=np.full(n, POINTING_ALT.to_value(u.deg)) * u.deg,
+                az=np.full(n, POINTING_AZ.to_value(u.deg)) * u.deg,
+                frame=AltAz(),
+            )
+        frame = AltAz(obstime=self.times, location=self.subarray.reference_location)
+        altaz = self.target.transform_to(frame)
+        # the telescopes' own frames carry no time or location
+        return SkyCoord(alt=altaz.alt, az=altaz.az, frame=AltAz())
 
     @property
     def subarray(self):
@@ -117,6 +149,8 @@ class ToySST1MEventSource(EventSource):
 
     @property
     def simulation_config(self):
+        if self.observed is not None:
+            return None
         viewcone = self.particle["viewcone"]
         return {
             self._obs_id: SimulationConfigContainer(
@@ -142,6 +176,20 @@ class ToySST1MEventSource(EventSource):
 
     @property
     def observation_blocks(self):
+        if self.observed is not None:
+            return {
+                self._obs_id: ObservationBlockContainer(
+                    obs_id=np.uint64(self._obs_id),
+                    sb_id=np.uint64(self._obs_id),
+                    producer_id="toy observation",
+                    state=ObservationBlockState.COMPLETED_SUCCEDED,
+                    subarray_pointing_lat=self.target.dec,
+                    subarray_pointing_lon=self.target.ra,
+                    subarray_pointing_frame=CoordinateFrameType.ICRS,
+                    actual_start_time=self.start,
+                    scheduled_start_time=self.start,
+                )
+            }
         return {
             self._obs_id: ObservationBlockContainer(
                 obs_id=np.uint64(self._obs_id),
@@ -151,8 +199,8 @@ class ToySST1MEventSource(EventSource):
                 subarray_pointing_lat=POINTING_ALT,
                 subarray_pointing_lon=POINTING_AZ,
                 subarray_pointing_frame=CoordinateFrameType.ALTAZ,
-                actual_start_time=START,
-                scheduled_start_time=START,
+                actual_start_time=self.start,
+                scheduled_start_time=self.start,
             )
         }
 
@@ -164,12 +212,16 @@ class ToySST1MEventSource(EventSource):
                 sb_type=SchedulingBlockType.OBSERVATION,
                 producer_id="toy simulation",
                 observing_mode=ObservingMode.UNKNOWN,
-                pointing_mode=PointingMode.DRIFT,
+                pointing_mode=(
+                    PointingMode.DRIFT if self.observed is None else PointingMode.TRACK
+                ),
             )
         }
 
     @property
     def simulated_shower_distributions(self):
+        if self.observed is not None:
+            return {}
         showers = self._showers
         distance = np.hypot(showers["core_x"], showers["core_y"])
         bins_energy = np.geomspace(self.particle["e_min"], self.particle["e_max"], 31)
@@ -200,8 +252,7 @@ class ToySST1MEventSource(EventSource):
         offset = np.degrees(
             np.arccos(1 - rng.random(n) * (1 - np.cos(np.radians(p["viewcone"]))))
         )
-        pointing = SkyCoord(alt=POINTING_ALT, az=POINTING_AZ, frame=AltAz())
-        direction = pointing.directional_offset_by(
+        direction = self.pointing.directional_offset_by(
             rng.uniform(0, 360, n) * u.deg, offset * u.deg
         )
         showers = dict(
@@ -237,7 +288,7 @@ class ToySST1MEventSource(EventSource):
             point = core + axis * (height / np.sin(alt))[:, None] - tel
             points.append(point)
         camera = CameraFrame(
-            telescope_pointing=SkyCoord(alt=POINTING_ALT, az=POINTING_AZ, frame=AltAz()),
+            telescope_pointing=self.pointing,
             focal_length=self.subarray.tel[tel_id].optics.equivalent_focal_length,
         )
         xy = []
@@ -312,10 +363,25 @@ class ToySST1MEventSource(EventSource):
 
         event = ArrayEventContainer()
         event.index = EventIndexContainer(obs_id=self._obs_id, event_id=i + 1)
-        time = START + i * 0.02 * u.s
+        time = self.times[i]
         event.trigger.time = time
         event.trigger.event_type = EventType.SUBARRAY
         event.trigger.tels_with_trigger = np.array(sorted(images))
+        alt = self.pointing.alt[i].to(u.rad)
+        az = self.pointing.az[i].to(u.rad)
+        event.monitoring.pointing.array_altitude = alt
+        event.monitoring.pointing.array_azimuth = az
+        for tel_id, (values, _, peak_time, _) in images.items():
+            event.trigger.tel[tel_id].time = time
+            event.monitoring.tel[tel_id].pointing.altitude = alt
+            event.monitoring.tel[tel_id].pointing.azimuth = az
+            event.dl1.tel[tel_id] = DL1CameraContainer(
+                image=values.astype(np.float32),
+                peak_time=peak_time.astype(np.float32),
+            )
+        if self.observed is not None:
+            return event
+
         event.simulation = SimulatedEventContainer()
         event.simulation.shower = SimulatedShowerContainer(
             energy=showers["energy"][i] * u.TeV,
@@ -328,16 +394,7 @@ class ToySST1MEventSource(EventSource):
             shower_primary_id=p["pid"],
             starting_grammage=0 * u.g / u.cm**2,
         )
-        event.monitoring.pointing.array_altitude = POINTING_ALT.to(u.rad)
-        event.monitoring.pointing.array_azimuth = POINTING_AZ.to(u.rad)
-        for tel_id, (values, signal, peak_time, impact) in images.items():
-            event.trigger.tel[tel_id].time = time
-            event.monitoring.tel[tel_id].pointing.altitude = POINTING_ALT.to(u.rad)
-            event.monitoring.tel[tel_id].pointing.azimuth = POINTING_AZ.to(u.rad)
-            event.dl1.tel[tel_id] = DL1CameraContainer(
-                image=values.astype(np.float32),
-                peak_time=peak_time.astype(np.float32),
-            )
+        for tel_id, (_, signal, _, impact) in images.items():
             event.simulation.tel[tel_id] = SimulatedCameraContainer(
                 true_image=signal.astype(np.int32),
                 true_image_sum=np.int32(signal.sum()),

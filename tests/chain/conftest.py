@@ -6,12 +6,20 @@ from importlib.resources import files
 from pathlib import Path
 
 import pytest
+from ctapipe.core import run_tool
+from ctapipe.tools.apply_models import ApplyModels
+from ctapipe.tools.compute_irf import IrfTool
+from ctapipe.tools.optimize_event_selection import EventSelectionOptimizer
+from ctapipe.tools.train_energy_regressor import TrainEnergyRegressor
+from ctapipe.tools.train_particle_classifier import TrainParticleClassifier
 
 from ..toysim import write_toy_config
 
 REPO = Path(__file__).resolve().parents[2]
 RESOURCES = files("ctapipe_sst1m") / "resources"
 
+#: Mrk 501, high above Ondrejov on 2024-03-13 around 03:00
+TARGET = (253.4676, 39.7602)
 #: name -> (particle, simulated showers, seed); a few thousand events each
 TOY_SETS = {
     "gamma_energy": ("gamma", 5000, 1),
@@ -20,6 +28,8 @@ TOY_SETS = {
     "proton_classifier": ("proton", 14000, 4),
     "proton_test": ("proton", 14000, 5),
 }
+#: observed-like toy runs (gammas from the target): obs_id -> start (TAI)
+OBSERVED_RUNS = {202403130001: "2024-03-13T02:30:00", 202403130002: "2024-03-13T03:00:00"}
 
 _PROCESS = """
 import sys
@@ -70,3 +80,99 @@ def toy_dl2(tmp_path_factory):
         commands.append((name, _PROCESS.format(repo=str(REPO), argv=argv)))
     run_processes(commands, workdir)
     return outputs
+
+
+@pytest.fixture(scope="session")
+def observed_dl1(tmp_path_factory):
+    """Observed-like toy runs on Mrk 501, processed as data to DL2 geometry."""
+    workdir = tmp_path_factory.mktemp("observed_dl1")
+    outputs, commands = {}, []
+    for seed, (obs_id, start) in enumerate(OBSERVED_RUNS.items(), start=11):
+        observed = dict(ra=TARGET[0], dec=TARGET[1], start=start)
+        config = write_toy_config(
+            workdir / f"{obs_id}.sst1mtoy", "gamma", 6000, seed, obs_id, observed
+        )
+        outputs[obs_id] = workdir / f"SST1M_{obs_id}.dl1.h5"
+        argv = [
+            f"--input={config}",
+            f"--output={outputs[obs_id]}",
+            f"--config={RESOURCES / 'sst1m.yaml'}",
+            f"--config={RESOURCES / 'sst1m_mc_stereo.yaml'}",
+            "--no-progress",
+        ]
+        commands.append((str(obs_id), _PROCESS.format(repo=str(REPO), argv=argv)))
+    run_processes(commands, workdir)
+    return outputs
+
+
+def run_ok(tool, tmp_path, *argv):
+    """Run a Tool in-process, asserting success."""
+    assert run_tool(tool, argv=[str(a) for a in argv], cwd=tmp_path, raises=True) == 0
+
+
+@pytest.fixture(scope="session")
+def chain(tmp_path_factory, toy_dl2):
+    """Train, apply, optimise cuts and compute IRFs; return the outputs."""
+    tmp = tmp_path_factory.mktemp("chain")
+    config = lambda name: f"--config={RESOURCES / name}"  # noqa: E731
+    energy = tmp / "energy.pkl"
+    run_ok(
+        TrainEnergyRegressor(),
+        tmp,
+        config("sst1m_train_energy.yaml"),
+        f"--input={toy_dl2['gamma_energy']}",
+        f"--output={energy}",
+    )
+    with_energy = {}
+    for name in ("gamma_classifier", "proton_classifier", "gamma_test", "proton_test"):
+        with_energy[name] = tmp / f"{name}.energy.h5"
+        run_ok(
+            ApplyModels(),
+            tmp,
+            f"--input={toy_dl2[name]}",
+            f"--reconstructor={energy}",
+            f"--output={with_energy[name]}",
+        )
+    classifier = tmp / "classifier.pkl"
+    run_ok(
+        TrainParticleClassifier(),
+        tmp,
+        config("sst1m_train_classifier.yaml"),
+        f"--signal={with_energy['gamma_classifier']}",
+        f"--background={with_energy['proton_classifier']}",
+        f"--output={classifier}",
+    )
+    dl2 = {}
+    for name in ("gamma_test", "proton_test"):
+        dl2[name] = tmp / f"{name}.dl2.h5"
+        run_ok(
+            ApplyModels(),
+            tmp,
+            f"--input={with_energy[name]}",
+            f"--reconstructor={classifier}",
+            f"--output={dl2[name]}",
+        )
+    cuts = tmp / "cuts.fits"
+    run_ok(
+        EventSelectionOptimizer(),
+        tmp,
+        config("sst1m_optimize_cuts.yaml"),
+        f"--gamma-file={dl2['gamma_test']}",
+        f"--proton-file={dl2['proton_test']}",
+        f"--output={cuts}",
+    )
+    irf, benchmarks = tmp / "irf.fits.gz", tmp / "benchmarks.fits.gz"
+    run_ok(
+        IrfTool(),
+        tmp,
+        config("sst1m_irf.yaml"),
+        config("sst1m_irf_point_like.yaml"),
+        f"--cuts={cuts}",
+        f"--gamma-file={dl2['gamma_test']}",
+        f"--proton-file={dl2['proton_test']}",
+        f"--output={irf}",
+        f"--benchmark-output={benchmarks}",
+    )
+    return dict(
+        dl2=dl2, cuts=cuts, irf=irf, benchmarks=benchmarks, models=(energy, classifier)
+    )

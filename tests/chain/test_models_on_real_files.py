@@ -3,24 +3,19 @@
 import numpy as np
 import pytest
 import tables
-from ctapipe.core import run_tool
 from ctapipe.instrument import SubarrayDescription
 from ctapipe.io import read_table
 from ctapipe.tools.apply_models import ApplyModels
 from ctapipe.tools.process import ProcessorTool
 from ctapipe.tools.train_energy_regressor import TrainEnergyRegressor
 
-from .conftest import RESOURCES
+from .conftest import RESOURCES, run_ok
 
 PROD4 = (
     "simtel/gamma_20deg_0deg_run102___cta-prod4-sst-1m_desert-2150m-Paranal-sst-1m"
     ".simtel.zst"
 )
 ENERGY_TABLE = "/dl2/event/telescope/energy/RandomForestRegressor/tel_{:03d}"
-
-
-def _run(tool, tmp_path, *argv):
-    assert run_tool(tool, argv=[str(a) for a in argv], cwd=tmp_path, raises=True) == 0
 
 
 def test_simulation_model_applies_to_real_raw_data(tmp_path, toy_dl2, embedded_raw_file):
@@ -36,7 +31,7 @@ def test_simulation_model_applies_to_real_raw_data(tmp_path, toy_dl2, embedded_r
         '        - [leakage, "leakage_intensity_width_2 <= 0.7"]\n'
     )
     model = tmp_path / "energy_mono.pkl"
-    _run(
+    run_ok(
         TrainEnergyRegressor(),
         tmp_path,
         f"--config={RESOURCES / 'sst1m_train_energy_mono.yaml'}",
@@ -45,7 +40,7 @@ def test_simulation_model_applies_to_real_raw_data(tmp_path, toy_dl2, embedded_r
         f"--output={model}",
     )
     real = tmp_path / "real.dl1.h5"
-    _run(
+    run_ok(
         ProcessorTool(),
         tmp_path,
         f"--input={embedded_raw_file}",
@@ -57,7 +52,7 @@ def test_simulation_model_applies_to_real_raw_data(tmp_path, toy_dl2, embedded_r
     assert SubarrayDescription.from_hdf(real).tel[22] == simulated.tel[22]
 
     dl2 = tmp_path / "real.dl2.h5"
-    _run(
+    run_ok(
         ApplyModels(),
         tmp_path,
         f"--input={real}",
@@ -81,7 +76,7 @@ def test_prod4_train_and_apply(tmp_path, shared_data):
     if not simtel.exists():
         pytest.skip(f"{simtel} not found")
     dl1 = tmp_path / "prod4.dl1.h5"
-    _run(
+    run_ok(
         ProcessorTool(),
         tmp_path,
         f"--input={simtel}",
@@ -92,7 +87,7 @@ def test_prod4_train_and_apply(tmp_path, shared_data):
         "--no-progress",
     )
     model = tmp_path / "energy.pkl"
-    _run(
+    run_ok(
         TrainEnergyRegressor(),
         tmp_path,
         f"--config={RESOURCES / 'sst1m_train_energy_mono.yaml'}",
@@ -101,7 +96,7 @@ def test_prod4_train_and_apply(tmp_path, shared_data):
         f"--output={model}",
     )
     dl2 = tmp_path / "prod4.dl2.h5"
-    _run(
+    run_ok(
         ApplyModels(),
         tmp_path,
         f"--input={dl1}",

@@ -4,88 +4,9 @@ toy DL1 -> energy and gamma/hadron models -> DL2 -> cuts -> IRFs.
 """
 
 import numpy as np
-import pytest
 from astropy.io import fits
 from astropy.table import Table
-from ctapipe.core import run_tool
 from ctapipe.io import TableLoader
-from ctapipe.tools.apply_models import ApplyModels
-from ctapipe.tools.compute_irf import IrfTool
-from ctapipe.tools.optimize_event_selection import EventSelectionOptimizer
-from ctapipe.tools.train_energy_regressor import TrainEnergyRegressor
-from ctapipe.tools.train_particle_classifier import TrainParticleClassifier
-
-from .conftest import RESOURCES
-
-
-def _run(tool, tmp_path, *argv):
-    assert run_tool(tool, argv=[str(a) for a in argv], cwd=tmp_path, raises=True) == 0
-
-
-@pytest.fixture(scope="module")
-def chain(tmp_path_factory, toy_dl2):
-    """Train, apply, optimise cuts and compute IRFs; return the outputs."""
-    tmp = tmp_path_factory.mktemp("chain")
-    config = lambda name: f"--config={RESOURCES / name}"  # noqa: E731
-    energy = tmp / "energy.pkl"
-    _run(
-        TrainEnergyRegressor(),
-        tmp,
-        config("sst1m_train_energy.yaml"),
-        f"--input={toy_dl2['gamma_energy']}",
-        f"--output={energy}",
-    )
-    with_energy = {}
-    for name in ("gamma_classifier", "proton_classifier", "gamma_test", "proton_test"):
-        with_energy[name] = tmp / f"{name}.energy.h5"
-        _run(
-            ApplyModels(),
-            tmp,
-            f"--input={toy_dl2[name]}",
-            f"--reconstructor={energy}",
-            f"--output={with_energy[name]}",
-        )
-    classifier = tmp / "classifier.pkl"
-    _run(
-        TrainParticleClassifier(),
-        tmp,
-        config("sst1m_train_classifier.yaml"),
-        f"--signal={with_energy['gamma_classifier']}",
-        f"--background={with_energy['proton_classifier']}",
-        f"--output={classifier}",
-    )
-    dl2 = {}
-    for name in ("gamma_test", "proton_test"):
-        dl2[name] = tmp / f"{name}.dl2.h5"
-        _run(
-            ApplyModels(),
-            tmp,
-            f"--input={with_energy[name]}",
-            f"--reconstructor={classifier}",
-            f"--output={dl2[name]}",
-        )
-    cuts = tmp / "cuts.fits"
-    _run(
-        EventSelectionOptimizer(),
-        tmp,
-        config("sst1m_optimize_cuts.yaml"),
-        f"--gamma-file={dl2['gamma_test']}",
-        f"--proton-file={dl2['proton_test']}",
-        f"--output={cuts}",
-    )
-    irf, benchmarks = tmp / "irf.fits.gz", tmp / "benchmarks.fits.gz"
-    _run(
-        IrfTool(),
-        tmp,
-        config("sst1m_irf.yaml"),
-        config("sst1m_irf_point_like.yaml"),
-        f"--cuts={cuts}",
-        f"--gamma-file={dl2['gamma_test']}",
-        f"--proton-file={dl2['proton_test']}",
-        f"--output={irf}",
-        f"--benchmark-output={benchmarks}",
-    )
-    return dict(dl2=dl2, cuts=cuts, irf=irf, benchmarks=benchmarks)
 
 
 def test_models_are_applied(chain):

@@ -1,0 +1,171 @@
+"""
+The gamma-ray candidates of one observed run, from its DL2 file.
+
+The DL2 file is what ``ctapipe-process`` (geometry) and ``ctapipe-apply-models``
+(energy, gammaness) write; the cuts file is ``ctapipe-optimize-event-selection``'s.
+Events are kept if the three reconstructions are valid, the energy is within
+the cuts' valid range and the gammaness passes the cut of its energy bin. The
+sky position comes from the reconstructed AltAz direction at each event's time,
+seen from the array's reference location.
+"""
+
+import operator
+from dataclasses import dataclass
+
+import astropy.units as u
+import numpy as np
+from astropy.coordinates import AltAz, SkyCoord
+from astropy.table import QTable
+from ctapipe.containers import CoordinateFrameType, PointingMode
+from ctapipe.io import TableLoader, read_table
+from pyirf.cuts import evaluate_binned_cut
+
+__all__ = ["DL3InputError", "RunEvents", "read_cuts", "read_run_events"]
+
+
+class DL3InputError(ValueError):
+    """An input that cannot be turned into DL3."""
+
+
+@dataclass
+class RunEvents:
+    """The selected events and the observation of one run."""
+
+    obs_id: int
+    #: QTable: EVENT_ID, TIME (astropy Time), RA, DEC, ENERGY, GAMMANESS, MULTIP
+    events: QTable
+    #: first and last event time of the run (all triggers, before cuts)
+    start: object
+    stop: object
+    target: SkyCoord
+    pointing_mode: str
+    tel_ids: tuple
+    subarray: object
+    n_triggers: int
+
+
+def read_cuts(path):
+    """The gammaness cuts, valid energy range and quality criteria of a cuts file."""
+    try:
+        gh_cuts = QTable.read(path, hdu="GH_CUTS")
+        valid = QTable.read(path, hdu="VALID_ENERGY")
+        quality = QTable.read(path, hdu="QUALITY_CUTS_EXPR")
+    except (OSError, KeyError) as err:
+        raise DL3InputError(
+            f"{path}: not a ctapipe-optimize-event-selection cuts file ({err})"
+        ) from err
+    criteria = [str(expression) for expression in quality["cut_expr"]]
+    return gh_cuts, valid, criteria
+
+
+def _required_columns(prefixes):
+    energy, geometry, classifier = prefixes
+    return [
+        f"{energy}_energy",
+        f"{energy}_is_valid",
+        f"{geometry}_alt",
+        f"{geometry}_az",
+        f"{geometry}_is_valid",
+        f"{geometry}_telescopes",
+        f"{classifier}_prediction",
+        f"{classifier}_is_valid",
+    ]
+
+
+def read_run_events(path, cuts, prefixes):
+    """
+    The selected events of one observed run.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        DL2 file of one run.
+    cuts : tuple
+        `read_cuts` of the cuts file.
+    prefixes : tuple of str
+        Energy, geometry and classifier prefixes.
+
+    Returns
+    -------
+    RunEvents
+
+    Raises
+    ------
+    DL3InputError
+        For simulations, runs without a tracked target, several observations in
+        one file, or DL2 without the needed columns.
+    """
+    with TableLoader(path) as loader:
+        subarray = loader.subarray
+        if "/simulation" in loader.h5file:
+            raise DL3InputError(f"{path}: simulated events; DL3 is for observed runs")
+        events = loader.read_subarray_events(dl2=True, simulated=False)
+    missing = [c for c in _required_columns(prefixes) if c not in events.colnames]
+    if missing:
+        raise DL3InputError(
+            f"{path}: DL2 without {missing}; run ctapipe-process (geometry) and "
+            "ctapipe-apply-models (energy, gammaness) first"
+        )
+    blocks = read_table(path, "/configuration/observation/observation_block")
+    schedules = read_table(path, "/configuration/observation/scheduling_block")
+    if len(blocks) != 1:
+        raise DL3InputError(f"{path}: {len(blocks)} observation blocks, expected one run")
+    block = blocks[0]
+    frame = CoordinateFrameType(int(block["subarray_pointing_frame"]))
+    if frame is not CoordinateFrameType.ICRS:
+        raise DL3InputError(
+            f"{path}: pointing given in {frame.name}, not a tracked sky position"
+        )
+    target = SkyCoord(
+        u.Quantity(block["subarray_pointing_lon"], u.deg),
+        u.Quantity(block["subarray_pointing_lat"], u.deg),
+        frame="icrs",
+    )
+    if not np.all(np.isfinite([target.ra.deg, target.dec.deg])):
+        raise DL3InputError(f"{path}: no pointing target in the observation block")
+
+    energy_prefix, geometry, classifier = prefixes
+    energy = u.Quantity(events[f"{energy_prefix}_energy"], u.TeV)
+    gammaness = np.asarray(events[f"{classifier}_prediction"], dtype=float)
+    valid = np.ones(len(events), dtype=bool)
+    for prefix in prefixes:
+        valid &= np.asarray(np.ma.filled(events[f"{prefix}_is_valid"], False))
+    gh_cuts, valid_energy, _ = cuts
+    in_range = (energy >= valid_energy["energy_min"][0]) & (
+        energy < valid_energy["energy_max"][0]
+    )
+    selected = valid & in_range
+    selected[selected] = evaluate_binned_cut(
+        gammaness[selected], energy[selected], gh_cuts, operator.ge
+    )
+    chosen = events[selected]
+    times = chosen["time"]
+    altaz = AltAz(obstime=times, location=subarray.reference_location)
+    direction = SkyCoord(
+        alt=u.Quantity(chosen[f"{geometry}_alt"], u.deg),
+        az=u.Quantity(chosen[f"{geometry}_az"], u.deg),
+        frame=altaz,
+    ).icrs
+    table = QTable(
+        {
+            "EVENT_ID": np.asarray(chosen["event_id"], dtype=np.int64),
+            "TIME": times,
+            "RA": direction.ra.to(u.deg),
+            "DEC": direction.dec.to(u.deg),
+            "ENERGY": energy[selected],
+            "GAMMANESS": gammaness[selected],
+            "MULTIP": np.asarray(chosen[f"{geometry}_telescopes"]).sum(axis=1),
+        }
+    )
+    mode = PointingMode(int(schedules["pointing_mode"][0])).name
+    return RunEvents(
+        obs_id=int(block["obs_id"]),
+        events=table,
+        start=events["time"].min(),
+        stop=events["time"].max(),
+        target=target,
+        pointing_mode=mode,
+        tel_ids=tuple(int(t) for t in subarray.tel_ids),
+        subarray=subarray,
+        n_triggers=len(events),
+    )
