@@ -1,5 +1,7 @@
 """ctapipe-sst1m-quickstart writes configs that ctapipe-process accepts."""
 
+from importlib.resources import files
+
 import yaml
 from ctapipe.core import run_tool
 
@@ -26,7 +28,5 @@ def test_quickstart_writes_configs(tmp_path):
 
 
 def test_every_shipped_config_is_listed():
-    from importlib.resources import files
-
     shipped = {p.name for p in (files("ctapipe_sst1m") / "resources").iterdir()}
     assert {n for n in shipped if n.endswith(".yaml")} == set(SHIPPED_CONFIGS)
