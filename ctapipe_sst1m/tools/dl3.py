@@ -120,9 +120,23 @@ class DL3Tool(Tool):
     def _read_irf(self):
         try:
             with fits.open(self.irf_file) as hdus:
+                self.irf_header = hdus[0].header.copy()
                 irf = [h.copy() for h in hdus[1:] if h.name not in SKIPPED_IRF_HDUS]
         except OSError as err:
             raise DL3InputError(f"{self.irf_file}: not a FITS file ({err})") from err
+        recorded = [self.irf_header.get(k) for k in ("ENERGREC", "GEOMREC", "GHCLASS")]
+        if None in recorded:
+            self.log.warning(
+                "%s records no telescopes and reconstructions (made by "
+                "ctapipe-compute-irf): they cannot be checked; "
+                "ctapipe-sst1m-compute-irf records them",
+                self.irf_file,
+            )
+        elif tuple(recorded) != self.prefixes:
+            raise DL3InputError(
+                f"{self.irf_file}: IRFs for reconstructions {recorded}, not "
+                f"{list(self.prefixes)}; the IRFs are for another mode"
+            )
         classes = {h.header.get("HDUCLAS4") for h in irf}
         unknown = classes - set(IRF_HDUS)
         if unknown or not {"AEFF_2D", "EDISP_2D"} <= classes:
@@ -181,6 +195,13 @@ class DL3Tool(Tool):
             Provenance().add_input_file(path, role="DL2/Event")
 
     def _check_mode(self, path, run):
+        irf_tels = self.irf_header.get("TELLIST")
+        run_tels = ",".join(str(t) for t in sorted(run.tel_ids))
+        if irf_tels is not None and irf_tels != run_tels:
+            self._fail(
+                f"{path}: telescopes {run_tels}, but {self.irf_file} holds IRFs of "
+                f"telescopes {irf_tels}"
+            )
         stereo = self.geometry_reconstructor == "HillasReconstructor"
         if stereo and len(run.tel_ids) < 2:
             self._fail(

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 from ctapipe.core import run_tool
 from ctapipe.tools.apply_models import ApplyModels
-from ctapipe.tools.compute_irf import IrfTool
 from ctapipe.tools.optimize_event_selection import EventSelectionOptimizer
 from ctapipe.tools.train_energy_regressor import TrainEnergyRegressor
 from ctapipe.tools.train_particle_classifier import TrainParticleClassifier
+
+from ctapipe_sst1m.tools.compute_irf import SST1MIrfTool
 
 from ..toysim import write_toy_config
 
@@ -163,7 +164,7 @@ def chain(tmp_path_factory, toy_dl2):
     )
     irf, benchmarks = tmp / "irf.fits.gz", tmp / "benchmarks.fits.gz"
     run_ok(
-        IrfTool(),
+        SST1MIrfTool(),
         tmp,
         config("sst1m_irf.yaml"),
         config("sst1m_irf_point_like.yaml"),

@@ -159,3 +159,17 @@ def test_bad_inputs(tmp_path, observed_dl1, observed_dl2, chain, toy_dl2):
         assert code == 1, name
         assert message in critical, (name, critical)
         assert not output_dir.exists() or not any(output_dir.iterdir()), name
+
+
+def test_stock_irf_accepted_with_a_warning(tmp_path, observed_dl2, chain):
+    """Stock ctapipe-compute-irf IRFs record no telescopes: used, with a warning."""
+    stock = tmp_path / "stock_irf.fits.gz"
+    with fits.open(chain["irf"]) as hdus:
+        for key in ("TELLIST", "ENERGREC", "GEOMREC", "GHCLASS"):
+            del hdus[0].header[key]
+        hdus.writeto(stock)
+    first = next(iter(observed_dl2.values()))
+    code, output_dir, _ = dl3(tmp_path, [first], stock, chain["cuts"])
+    assert code == 0
+    assert "cannot be checked" in (tmp_path / f"{output_dir.name}.log").read_text()
+    assert (output_dir / "hdu-index.fits.gz").exists()
