@@ -23,6 +23,8 @@ __all__ = [
     "obs_index_row",
     "obs_index_table",
     "observation_hdus",
+    "seconds_since",
+    "time_reference",
 ]
 
 #: IRF HDU class (GADF HDUCLAS4) -> (hdu-index HDU_TYPE, HDU_CLASS)
@@ -37,12 +39,13 @@ IRF_HDUS = {
 SKIPPED_IRF_HDUS = ("EFFECTIVE AREA PROTONS", "EFFECTIVE AREA ELECTRONS")
 
 
-def _time_reference(start):
-    """MJDREFI of the TAI midnight before ``start``."""
+def time_reference(start):
+    """``MJDREFI``: the MJD of the TAI midnight before ``start``."""
     return int(np.floor(start.tai.mjd))
 
 
-def _seconds(times, mjdref):
+def seconds_since(times, mjdref):
+    """GADF ``TIME``: seconds since ``mjdref`` (TAI) of astropy ``times``."""
     reference = Time(mjdref, format="mjd", scale="tai")
     return (times.tai - reference).to_value(u.s)
 
@@ -83,9 +86,9 @@ def observation_hdus(run, irf_hdus):
     astropy.io.fits.HDUList
     """
     site = run.subarray.reference_location
-    mjdref = _time_reference(run.start)
+    mjdref = time_reference(run.start)
     common = _common_header(run, site, mjdref)
-    tstart, tstop = _seconds(run.start, mjdref), _seconds(run.stop, mjdref)
+    tstart, tstop = seconds_since(run.start, mjdref), seconds_since(run.stop, mjdref)
     middle = run.start + (run.stop - run.start) / 2
     pointing = run.target.transform_to(AltAz(obstime=middle, location=site))
     ontime = tstop - tstart
@@ -93,7 +96,7 @@ def observation_hdus(run, irf_hdus):
     events = run.events
     columns = [
         fits.Column("EVENT_ID", "K", array=events["EVENT_ID"]),
-        fits.Column("TIME", "D", unit="s", array=_seconds(events["TIME"], mjdref)),
+        fits.Column("TIME", "D", unit="s", array=seconds_since(events["TIME"], mjdref)),
         fits.Column("RA", "D", unit="deg", array=events["RA"].to_value(u.deg)),
         fits.Column("DEC", "D", unit="deg", array=events["DEC"].to_value(u.deg)),
         fits.Column("ENERGY", "D", unit="TeV", array=events["ENERGY"].to_value(u.TeV)),
@@ -141,7 +144,7 @@ def observation_hdus(run, irf_hdus):
     gti.header.update({"HDUCLAS1": "GTI"})
     pointing_hdu = fits.BinTableHDU.from_columns(
         [
-            fits.Column("TIME", "D", unit="s", array=[_seconds(middle, mjdref)]),
+            fits.Column("TIME", "D", unit="s", array=[seconds_since(middle, mjdref)]),
             fits.Column("RA_PNT", "D", unit="deg", array=[run.target.ra.deg]),
             fits.Column("DEC_PNT", "D", unit="deg", array=[run.target.dec.deg]),
             fits.Column("ALT_PNT", "D", unit="deg", array=[pointing.alt.deg]),
