@@ -60,50 +60,43 @@ def run_processes(commands, workdir, parallel=2):
         assert process.returncode == 0, (workdir / f"{name}.log").read_text()[-3000:]
 
 
+def process_toy_files(workdir, jobs, configs):
+    """ctapipe-process each (name, toy file) with ``configs``; name -> output."""
+    outputs, commands = {}, []
+    for name, toy_file in jobs:
+        outputs[name] = workdir / f"{name}.dl1.h5"
+        argv = [f"--input={toy_file}", f"--output={outputs[name]}", "--no-progress"]
+        argv += [f"--config={RESOURCES / c}" for c in configs]
+        if "sst1m_mc.yaml" in configs:
+            argv.append("--SST1MSimulationCorrections.pde_correction=1.0")
+        commands.append((str(name), _PROCESS.format(repo=str(REPO), argv=argv)))
+    run_processes(commands, workdir)
+    return outputs
+
+
 @pytest.fixture(scope="session")
 def toy_dl2(tmp_path_factory):
     """DL1 parameters and stereo geometry of the toy sets (sst1m_mc + sst1m_mc_stereo)."""
     workdir = tmp_path_factory.mktemp("toy_dl2")
-    outputs, commands = {}, []
-    for name, (particle, n_showers, seed) in TOY_SETS.items():
-        config = write_toy_config(
-            workdir / f"{name}.sst1mtoy", particle, n_showers, seed, seed
-        )
-        outputs[name] = workdir / f"{name}.dl2.h5"
-        argv = [
-            f"--input={config}",
-            f"--output={outputs[name]}",
-            f"--config={RESOURCES / 'sst1m_mc.yaml'}",
-            f"--config={RESOURCES / 'sst1m_mc_stereo.yaml'}",
-            "--SST1MSimulationCorrections.pde_correction=1.0",
-            "--no-progress",
-        ]
-        commands.append((name, _PROCESS.format(repo=str(REPO), argv=argv)))
-    run_processes(commands, workdir)
-    return outputs
+    jobs = [
+        (name, write_toy_config(workdir / f"{name}.sst1mtoy", particle, n, seed, seed))
+        for name, (particle, n, seed) in TOY_SETS.items()
+    ]
+    return process_toy_files(workdir, jobs, ["sst1m_mc.yaml", "sst1m_mc_stereo.yaml"])
 
 
 @pytest.fixture(scope="session")
 def observed_dl1(tmp_path_factory):
     """Observed-like toy runs on Mrk 501, processed as data to DL2 geometry."""
     workdir = tmp_path_factory.mktemp("observed_dl1")
-    outputs, commands = {}, []
+    jobs = []
     for seed, (obs_id, start) in enumerate(OBSERVED_RUNS.items(), start=11):
         observed = dict(ra=TARGET[0], dec=TARGET[1], start=start)
-        config = write_toy_config(
-            workdir / f"{obs_id}.sst1mtoy", "gamma", 6000, seed, obs_id, observed
+        toy_file = workdir / f"{obs_id}.sst1mtoy"
+        jobs.append(
+            (obs_id, write_toy_config(toy_file, "gamma", 6000, seed, obs_id, observed))
         )
-        outputs[obs_id] = workdir / f"SST1M_{obs_id}.dl1.h5"
-        argv = [
-            f"--input={config}",
-            f"--output={outputs[obs_id]}",
-            f"--config={RESOURCES / 'sst1m.yaml'}",
-            f"--config={RESOURCES / 'sst1m_mc_stereo.yaml'}",
-            "--no-progress",
-        ]
-        commands.append((str(obs_id), _PROCESS.format(repo=str(REPO), argv=argv)))
-    run_processes(commands, workdir)
-    return outputs
+    return process_toy_files(workdir, jobs, ["sst1m.yaml", "sst1m_mc_stereo.yaml"])
 
 
 def run_ok(tool, tmp_path, *argv):
