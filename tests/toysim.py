@@ -63,12 +63,9 @@ __all__ = ["ToySST1MEventSource", "write_toy_config"]
 POINTING_ALT = 70 * u.deg
 POINTING_AZ = 180 * u.deg
 PARTICLES = {
-    # primary id, E min, E max (TeV), viewcone (deg), p.e. per TeV, width and
-    # length scale, misalignment (deg, rms), max scatter (m)
+    # primary id, energy range (TeV), viewcone (deg), p.e. per TeV, scale of
+    # width and length, misalignment of the image axis (deg, rms)
     "gamma": dict(pid=0, e_min=0.3, e_max=100, viewcone=0, pe=220, size=1.0, tilt=0),
-    "gamma_diffuse": dict(
-        pid=0, e_min=0.3, e_max=100, viewcone=4, pe=220, size=1.0, tilt=0
-    ),
     "proton": dict(pid=101, e_min=0.6, e_max=200, viewcone=6, pe=90, size=1.9, tilt=25),
 }
 SPECTRAL_INDEX = -2.0
