@@ -100,6 +100,8 @@ class ToySST1MEventSource(EventSource):
         self.rng = np.random.default_rng(settings["seed"])
         self._obs_id = int(settings["obs_id"])
         self._subarray = load_sst1m_subarray()
+        if self.allowed_tels:
+            self._subarray = self._subarray.select_subarray(self.allowed_tels)
         self.observed = settings.get("observed")
         self.metadata["is_simulation"] = self.observed is None
         self.start = START

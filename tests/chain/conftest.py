@@ -60,13 +60,14 @@ def run_processes(commands, workdir, parallel=2):
         assert process.returncode == 0, (workdir / f"{name}.log").read_text()[-3000:]
 
 
-def process_toy_files(workdir, jobs, configs):
+def process_toy_files(workdir, jobs, configs, extra=()):
     """ctapipe-process each (name, toy file) with ``configs``; name -> output."""
     outputs, commands = {}, []
     for name, toy_file in jobs:
         outputs[name] = workdir / f"{name}.dl1.h5"
         argv = [f"--input={toy_file}", f"--output={outputs[name]}", "--no-progress"]
         argv += [f"--config={RESOURCES / c}" for c in configs]
+        argv += list(extra)
         if "sst1m_mc.yaml" in configs:
             argv.append("--SST1MSimulationCorrections.pde_correction=1.0")
         commands.append((str(name), _PROCESS.format(repo=str(REPO), argv=argv)))
@@ -83,6 +84,18 @@ def toy_dl2(tmp_path_factory):
         for name, (particle, n, seed) in TOY_SETS.items()
     ]
     return process_toy_files(workdir, jobs, ["sst1m_mc.yaml", "sst1m_mc_stereo.yaml"])
+
+
+@pytest.fixture(scope="session")
+def toy_mono_dl1(tmp_path_factory):
+    """The same toy showers seen by tel 21 alone (sst1m_mc.yaml, parameters)."""
+    workdir = tmp_path_factory.mktemp("toy_mono_dl1")
+    jobs = [
+        (name, write_toy_config(workdir / f"{name}.sst1mtoy", particle, n, seed, seed))
+        for name, (particle, n, seed) in TOY_SETS.items()
+    ]
+    extra = ["--EventSource.allowed_tels=21", "--DataWriter.write_dl1_images=False"]
+    return process_toy_files(workdir, jobs, ["sst1m_mc.yaml"], extra)
 
 
 @pytest.fixture(scope="session")

@@ -7,9 +7,7 @@ from ctapipe.instrument import SubarrayDescription
 from ctapipe.io import read_table
 from ctapipe.tools.apply_models import ApplyModels
 from ctapipe.tools.process import ProcessorTool
-from ctapipe.tools.train_disp_reconstructor import TrainDispReconstructor
 from ctapipe.tools.train_energy_regressor import TrainEnergyRegressor
-from ctapipe.tools.train_particle_classifier import TrainParticleClassifier
 
 from .conftest import RESOURCES, run_ok
 
@@ -115,67 +113,3 @@ def test_prod4_train_and_apply(tmp_path, shared_data):
         assert len(energy) == len(parameters)
         n_valid += np.count_nonzero(energy["RandomForestRegressor_tel_is_valid"])
     assert n_valid >= 30
-
-
-def test_mono_configurations(tmp_path, toy_dl2):
-    """The mono training configurations train and apply on the toy telescopes:
-    energy, disp direction and gammaness for single telescope images."""
-    energy, disp, classifier = (tmp_path / f"{n}.pkl" for n in ("e", "d", "c"))
-    config = lambda name: f"--config={RESOURCES / name}"  # noqa: E731
-    run_ok(
-        TrainEnergyRegressor(),
-        tmp_path,
-        config("sst1m_train_energy_mono.yaml"),
-        f"--input={toy_dl2['gamma_energy']}",
-        f"--output={energy}",
-    )
-    run_ok(
-        TrainDispReconstructor(),
-        tmp_path,
-        config("sst1m_train_disp_mono.yaml"),
-        f"--input={toy_dl2['gamma_energy']}",
-        f"--output={disp}",
-    )
-    with_energy = {}
-    for name in ("gamma_classifier", "proton_classifier", "gamma_test"):
-        with_energy[name] = tmp_path / f"{name}.h5"
-        run_ok(
-            ApplyModels(),
-            tmp_path,
-            f"--input={toy_dl2[name]}",
-            f"--reconstructor={energy}",
-            f"--output={with_energy[name]}",
-        )
-    run_ok(
-        TrainParticleClassifier(),
-        tmp_path,
-        config("sst1m_train_classifier_mono.yaml"),
-        f"--signal={with_energy['gamma_classifier']}",
-        f"--background={with_energy['proton_classifier']}",
-        f"--output={classifier}",
-    )
-    dl2 = tmp_path / "gamma_test.mono.h5"
-    run_ok(
-        ApplyModels(),
-        tmp_path,
-        f"--input={with_energy['gamma_test']}",
-        f"--reconstructor={disp}",
-        f"--reconstructor={classifier}",
-        f"--output={dl2}",
-    )
-    for tel_id in (21, 22):
-        for path, column in (
-            ("energy/RandomForestRegressor", "RandomForestRegressor_tel_is_valid"),
-            ("geometry/disp", "disp_tel_is_valid"),
-            (
-                "particle_type/RandomForestClassifier",
-                "RandomForestClassifier_tel_is_valid",
-            ),
-        ):
-            table = read_table(dl2, f"/dl2/event/telescope/{path}/tel_{tel_id:03d}")
-            assert np.count_nonzero(table[column]) > 200, (tel_id, path)
-    # the disp direction of the gammas points back to the pointing (70 deg altitude)
-    table = read_table(dl2, "/dl2/event/telescope/geometry/disp/tel_021")
-    valid = table["disp_tel_is_valid"]
-    altitude = table["disp_tel_alt"].quantity[valid].to_value("deg")
-    assert abs(np.median(altitude) - 70) < 0.2
