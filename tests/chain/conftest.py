@@ -117,11 +117,59 @@ def run_ok(tool, tmp_path, *argv):
     assert run_tool(tool, argv=[str(a) for a in argv], cwd=tmp_path, raises=True) == 0
 
 
+def config(name):
+    """``--config`` of a shipped configuration file."""
+    return f"--config={RESOURCES / name}"
+
+
+def apply_models(workdir, inputs, models, suffix):
+    """ctapipe-apply-models of ``models`` to each input; name -> output."""
+    outputs = {}
+    for name, path in inputs.items():
+        outputs[name] = workdir / f"{name}.{suffix}.h5"
+        reconstructors = [f"--reconstructor={model}" for model in models]
+        run_ok(
+            ApplyModels(),
+            workdir,
+            f"--input={path}",
+            *reconstructors,
+            f"--output={outputs[name]}",
+        )
+    return outputs
+
+
+def cuts_and_irfs(workdir, dl2, *configs):
+    """ctapipe-optimize-event-selection and ctapipe-sst1m-compute-irf (point-like)."""
+    files = [f"--gamma-file={dl2['gamma_test']}", f"--proton-file={dl2['proton_test']}"]
+    configs = [config(name) for name in configs]
+    cuts = workdir / "cuts.fits"
+    run_ok(
+        EventSelectionOptimizer(),
+        workdir,
+        config("sst1m_optimize_cuts.yaml"),
+        *configs,
+        *files,
+        f"--output={cuts}",
+    )
+    irf, benchmarks = workdir / "irf.fits.gz", workdir / "benchmarks.fits.gz"
+    run_ok(
+        SST1MIrfTool(),
+        workdir,
+        config("sst1m_irf.yaml"),
+        config("sst1m_irf_point_like.yaml"),
+        *configs,
+        f"--cuts={cuts}",
+        *files,
+        f"--output={irf}",
+        f"--benchmark-output={benchmarks}",
+    )
+    return cuts, irf, benchmarks
+
+
 @pytest.fixture(scope="session")
 def chain(tmp_path_factory, toy_dl2):
     """Train, apply, optimise cuts and compute IRFs; return the outputs."""
     tmp = tmp_path_factory.mktemp("chain")
-    config = lambda name: f"--config={RESOURCES / name}"  # noqa: E731
     energy = tmp / "energy.pkl"
     run_ok(
         TrainEnergyRegressor(),
@@ -130,16 +178,8 @@ def chain(tmp_path_factory, toy_dl2):
         f"--input={toy_dl2['gamma_energy']}",
         f"--output={energy}",
     )
-    with_energy = {}
-    for name in ("gamma_classifier", "proton_classifier", "gamma_test", "proton_test"):
-        with_energy[name] = tmp / f"{name}.energy.h5"
-        run_ok(
-            ApplyModels(),
-            tmp,
-            f"--input={toy_dl2[name]}",
-            f"--reconstructor={energy}",
-            f"--output={with_energy[name]}",
-        )
+    names = ("gamma_classifier", "proton_classifier", "gamma_test", "proton_test")
+    with_energy = apply_models(tmp, {n: toy_dl2[n] for n in names}, [energy], "energy")
     classifier = tmp / "classifier.pkl"
     run_ok(
         TrainParticleClassifier(),
@@ -149,37 +189,9 @@ def chain(tmp_path_factory, toy_dl2):
         f"--background={with_energy['proton_classifier']}",
         f"--output={classifier}",
     )
-    dl2 = {}
-    for name in ("gamma_test", "proton_test"):
-        dl2[name] = tmp / f"{name}.dl2.h5"
-        run_ok(
-            ApplyModels(),
-            tmp,
-            f"--input={with_energy[name]}",
-            f"--reconstructor={classifier}",
-            f"--output={dl2[name]}",
-        )
-    cuts = tmp / "cuts.fits"
-    run_ok(
-        EventSelectionOptimizer(),
-        tmp,
-        config("sst1m_optimize_cuts.yaml"),
-        f"--gamma-file={dl2['gamma_test']}",
-        f"--proton-file={dl2['proton_test']}",
-        f"--output={cuts}",
-    )
-    irf, benchmarks = tmp / "irf.fits.gz", tmp / "benchmarks.fits.gz"
-    run_ok(
-        SST1MIrfTool(),
-        tmp,
-        config("sst1m_irf.yaml"),
-        config("sst1m_irf_point_like.yaml"),
-        f"--cuts={cuts}",
-        f"--gamma-file={dl2['gamma_test']}",
-        f"--proton-file={dl2['proton_test']}",
-        f"--output={irf}",
-        f"--benchmark-output={benchmarks}",
-    )
+    tests = {n: with_energy[n] for n in ("gamma_test", "proton_test")}
+    dl2 = apply_models(tmp, tests, [classifier], "dl2")
+    cuts, irf, benchmarks = cuts_and_irfs(tmp, dl2)
     return dict(
         dl2=dl2, cuts=cuts, irf=irf, benchmarks=benchmarks, models=(energy, classifier)
     )

@@ -11,7 +11,6 @@ from astropy.io import fits
 from astropy.table import Table
 from ctapipe.core import run_tool
 from ctapipe.io import TableLoader
-from ctapipe.tools.apply_models import ApplyModels
 from gammapy.data import DataStore
 from gammapy.datasets import SpectrumDataset
 from gammapy.makers import SpectrumDatasetMaker
@@ -20,21 +19,14 @@ from regions import CircleSkyRegion
 
 from ctapipe_sst1m.tools.dl3 import DL3Tool
 
-from .conftest import TARGET, run_ok
+from .conftest import TARGET, apply_models
 
 
 @pytest.fixture(scope="module")
 def observed_dl2(tmp_path_factory, observed_dl1, chain):
     """The observed runs with the energy and gammaness of the trained models."""
     tmp = tmp_path_factory.mktemp("observed_dl2")
-    outputs = {}
-    for obs_id, path in observed_dl1.items():
-        outputs[obs_id] = tmp / f"SST1M_{obs_id}.dl2.h5"
-        models = [f"--reconstructor={m}" for m in chain["models"]]
-        run_ok(
-            ApplyModels(), tmp, f"--input={path}", *models, f"--output={outputs[obs_id]}"
-        )
-    return outputs
+    return apply_models(tmp, observed_dl1, chain["models"], "dl2")
 
 
 def dl3(tmp_path, inputs, irf, cuts, *extra, output_dir="dl3"):

@@ -7,19 +7,11 @@ import numpy as np
 import pytest
 from astropy.io import fits
 from astropy.table import Table
-from ctapipe.tools.apply_models import ApplyModels
-from ctapipe.tools.optimize_event_selection import EventSelectionOptimizer
 from ctapipe.tools.train_disp_reconstructor import TrainDispReconstructor
 from ctapipe.tools.train_energy_regressor import TrainEnergyRegressor
 from ctapipe.tools.train_particle_classifier import TrainParticleClassifier
 
-from ctapipe_sst1m.tools.compute_irf import SST1MIrfTool
-
-from .conftest import RESOURCES, run_ok
-
-
-def _config(name):
-    return f"--config={RESOURCES / name}"
+from .conftest import apply_models, config, cuts_and_irfs, run_ok
 
 
 @pytest.fixture(scope="module")
@@ -27,68 +19,30 @@ def mono_chain(tmp_path_factory, toy_mono_dl1):
     tmp = tmp_path_factory.mktemp("mono_chain")
     data = toy_mono_dl1
     energy, disp, classifier = (tmp / f"{n}.pkl" for n in ("energy", "disp", "gh"))
-    for tool, config, model in (
+    for tool, name, model in (
         (TrainEnergyRegressor(), "sst1m_train_energy_mono.yaml", energy),
         (TrainDispReconstructor(), "sst1m_train_disp_mono.yaml", disp),
     ):
         run_ok(
             tool,
             tmp,
-            _config(config),
+            config(name),
             f"--input={data['gamma_energy']}",
             f"--output={model}",
         )
-    applied = {}
-    for name in ("gamma_classifier", "proton_classifier", "gamma_test", "proton_test"):
-        applied[name] = tmp / f"{name}.h5"
-        run_ok(
-            ApplyModels(),
-            tmp,
-            f"--input={data[name]}",
-            f"--reconstructor={energy}",
-            f"--reconstructor={disp}",
-            f"--output={applied[name]}",
-        )
+    names = ("gamma_classifier", "proton_classifier", "gamma_test", "proton_test")
+    applied = apply_models(tmp, {n: data[n] for n in names}, [energy, disp], "geometry")
     run_ok(
         TrainParticleClassifier(),
         tmp,
-        _config("sst1m_train_classifier_mono.yaml"),
+        config("sst1m_train_classifier_mono.yaml"),
         f"--signal={applied['gamma_classifier']}",
         f"--background={applied['proton_classifier']}",
         f"--output={classifier}",
     )
-    dl2 = {}
-    for name in ("gamma_test", "proton_test"):
-        dl2[name] = tmp / f"{name}.dl2.h5"
-        run_ok(
-            ApplyModels(),
-            tmp,
-            f"--input={applied[name]}",
-            f"--reconstructor={classifier}",
-            f"--output={dl2[name]}",
-        )
-    files = [f"--gamma-file={dl2['gamma_test']}", f"--proton-file={dl2['proton_test']}"]
-    cuts = tmp / "cuts.fits"
-    run_ok(
-        EventSelectionOptimizer(),
-        tmp,
-        _config("sst1m_optimize_cuts.yaml"),
-        _config("sst1m_mono.yaml"),
-        *files,
-        f"--output={cuts}",
-    )
-    irf, benchmarks = tmp / "irf.fits.gz", tmp / "benchmarks.fits.gz"
-    run_ok(
-        SST1MIrfTool(),
-        tmp,
-        _config("sst1m_irf.yaml"),
-        _config("sst1m_irf_point_like.yaml"),
-        _config("sst1m_mono.yaml"),
-        f"--cuts={cuts}",
-        *files,
-        f"--output={irf}",
-        f"--benchmark-output={benchmarks}",
-    )
+    tests = {n: applied[n] for n in ("gamma_test", "proton_test")}
+    dl2 = apply_models(tmp, tests, [classifier], "dl2")
+    _, irf, benchmarks = cuts_and_irfs(tmp, dl2, "sst1m_mono.yaml")
     return dict(irf=irf, benchmarks=benchmarks)
 
 
