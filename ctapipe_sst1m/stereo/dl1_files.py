@@ -10,13 +10,17 @@ two telescopes. Errors name the file and the problem.
 from dataclasses import dataclass
 from pathlib import Path
 
+import astropy.units as u
 import numpy as np
 import tables
+from astropy.coordinates import SkyCoord
+from ctapipe.containers import CoordinateFrameType
 from ctapipe.instrument import SubarrayDescription
 
 __all__ = [
     "StereoInputError",
     "TelescopeEvents",
+    "concatenate_events",
     "group_by_telescope",
     "read_telescope_events",
     "time_ns",
@@ -24,6 +28,7 @@ __all__ = [
 
 TRIGGER = "/dl1/event/subarray/trigger"
 TEL_TRIGGER = "/dl1/event/telescope/trigger"
+OBSERVATION_BLOCK = "/configuration/observation/observation_block"
 
 
 class StereoInputError(ValueError):
@@ -43,6 +48,8 @@ class TelescopeEvents:
     #: telescope trigger time, int64 ns since 1970-01-01 TAI (CTAO high-res)
     time: np.ndarray
     event_type: np.ndarray
+    #: ICRS target of the first observation block, None if not tracking one
+    target: SkyCoord | None = None
 
     def __len__(self):
         return len(self.event_id)
@@ -123,6 +130,7 @@ def read_telescope_events(path):
                 f"{path}: {TEL_TRIGGER} does not have one row per event of {TRIGGER}"
             )
         return TelescopeEvents(
+            target=_target(h5file),
             path=path,
             tel_id=tel_id,
             subarray=subarray,
@@ -132,6 +140,30 @@ def read_telescope_events(path):
             time=time_ns(tel_trigger["time"]),
             event_type=tel_trigger["event_type"].astype(np.int64),
         )
+
+
+def _target(h5file):
+    """ICRS target of the first observation block, or None."""
+    if OBSERVATION_BLOCK not in h5file:
+        return None
+    blocks = h5file.get_node(OBSERVATION_BLOCK).read()
+    if len(blocks) == 0:
+        return None
+    block = blocks[0]
+    frame = CoordinateFrameType(int(block["subarray_pointing_frame"]))
+    # stored in the unit of the ObservationBlockContainer fields: deg
+    lon, lat = block["subarray_pointing_lon"], block["subarray_pointing_lat"]
+    if frame is not CoordinateFrameType.ICRS or not np.isfinite(lon * lat):
+        return None
+    return SkyCoord(lon * u.deg, lat * u.deg, frame="icrs")
+
+
+def concatenate_events(files):
+    """``obs_id``, ``event_id`` and ``time`` of the events of several files."""
+    return {
+        name: np.concatenate([getattr(f, name) for f in files])
+        for name in ("obs_id", "event_id", "time")
+    }
 
 
 def group_by_telescope(inputs):

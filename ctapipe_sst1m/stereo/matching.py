@@ -30,6 +30,7 @@ __all__ = [
     "MATCHING_METHODS",
     "MatchResult",
     "StereoEventMatcher",
+    "event_keys",
     "find_time_offset",
     "match_closest",
     "match_ids",
@@ -251,12 +252,31 @@ MATCHING_METHODS = {
 _WHITE_RABBIT_START_NS = int(WHITE_RABBIT_START.unix_tai) * 1_000_000_000
 
 
-def _id_keys(obs_ids, event_ids):
-    """One int64 per (obs_id, event_id): obs_id rank in the high bits."""
-    unique_obs, rank = np.unique(obs_ids, return_inverse=True)
-    if len(unique_obs) >= 2**22 or np.any((event_ids < 0) | (event_ids >= 2**41)):
+def event_keys(obs_ids, event_ids, runs=None):
+    """
+    One int64 per (obs_id, event_id), for sorting and matching.
+
+    Parameters
+    ----------
+    obs_ids, event_ids : array of int
+    runs : array of int, optional
+        The known obs_ids (default: those of ``obs_ids``); events of other
+        runs get negative keys, which match no event of a known run.
+
+    Returns
+    -------
+    numpy.ndarray
+        int64: the rank of the obs_id among ``runs`` in the high bits, the
+        event_id in the low 41 bits.
+    """
+    obs_ids = np.asarray(obs_ids, dtype=np.int64)
+    event_ids = np.asarray(event_ids, dtype=np.int64)
+    runs = np.unique(obs_ids if runs is None else runs)
+    if len(runs) >= 2**21 or np.any((event_ids < 0) | (event_ids >= 2**41)):
         raise ValueError("event ids outside 0 .. 2**41 cannot be matched")
-    return (rank.astype(np.int64) << 41) | event_ids
+    rank = np.searchsorted(runs, obs_ids)
+    known = runs[np.minimum(rank, len(runs) - 1)] == obs_ids
+    return np.where(known, (rank.astype(np.int64) << 41) | event_ids, -1 - event_ids)
 
 
 class StereoEventMatcher(Component):
@@ -326,7 +346,7 @@ class StereoEventMatcher(Component):
             if not is_simulation:
                 raise ValueError("SimulationEventIDs is for simulated events only")
             obs_ids = np.concatenate([events1["obs_id"], events2["obs_id"]])
-            keys = _id_keys(
+            keys = event_keys(
                 obs_ids, np.concatenate([events1["event_id"], events2["event_id"]])
             )
             n1 = len(events1["obs_id"])

@@ -37,6 +37,7 @@ from ctapipe.io import write_table
 from tqdm.auto import tqdm
 
 from .dl1_files import TRIGGER, StereoInputError, time_ns
+from .matching import event_keys
 
 __all__ = [
     "ORIGIN_TABLE",
@@ -114,11 +115,7 @@ class StereoEvents:
         return len(self.obs_id)
 
 
-def _concatenated(files, name):
-    return np.concatenate([getattr(f, name) for f in files])
-
-
-def plan_stereo_events(files1, files2, result, include_unmatched, keep_ids):
+def plan_stereo_events(events1, events2, result, include_unmatched, keep_ids):
     """
     The output events, in time order.
 
@@ -130,9 +127,11 @@ def plan_stereo_events(files1, files2, result, include_unmatched, keep_ids):
 
     Parameters
     ----------
-    files1, files2 : list of TelescopeEvents
+    events1, events2 : dict of numpy.ndarray
+        ``obs_id``, ``event_id`` and ``time`` of each telescope's events, over
+        all its files (`~ctapipe_sst1m.stereo.dl1_files.concatenate_events`).
     result : MatchResult
-        Indices into the concatenated events of ``files1`` and ``files2``.
+        Indices into ``events1`` and ``events2``.
     include_unmatched : bool
     keep_ids : bool
 
@@ -140,9 +139,8 @@ def plan_stereo_events(files1, files2, result, include_unmatched, keep_ids):
     -------
     StereoEvents
     """
-    obs1, id1 = _concatenated(files1, "obs_id"), _concatenated(files1, "event_id")
-    obs2, id2 = _concatenated(files2, "obs_id"), _concatenated(files2, "event_id")
-    time1, time2 = _concatenated(files1, "time"), _concatenated(files2, "time")
+    obs1, id1, time1 = (events1[k] for k in ("obs_id", "event_id", "time"))
+    obs2, id2, time2 = (events2[k] for k in ("obs_id", "event_id", "time"))
 
     if include_unmatched:
         rows1 = np.arange(len(obs1))
@@ -249,24 +247,16 @@ class _InputFiles:
 
 
 def _event_lookup(events):
-    """Sorted (obs_id, event_id) keys of a file's events, and their row order."""
-    keys = _id_keys(events.obs_id, events.obs_id, events.event_id)
+    """Sorted (obs_id, event_id) keys of a file's events, their row order, runs."""
+    keys = event_keys(events.obs_id, events.event_id)
     order = np.argsort(keys)
-    return keys[order], order, events.obs_id
-
-
-def _id_keys(known_obs_ids, obs_id, event_id):
-    """One int64 per (obs_id, event_id) of a file: obs_id rank in the high bits."""
-    runs = np.unique(known_obs_ids)
-    rank = np.searchsorted(runs, obs_id)
-    rank[(rank == len(runs)) | (runs[np.minimum(rank, len(runs) - 1)] != obs_id)] = -1
-    return (rank.astype(np.int64) << 42) | event_id.astype(np.int64)
+    return keys[order], order, np.unique(events.obs_id)
 
 
 def _rows_to_events(node, lookup):
     """Row of each table row's event in its file's trigger table (-1: none)."""
-    sorted_keys, order, obs_ids = lookup
-    keys = _id_keys(obs_ids, node.col("obs_id"), node.col("event_id"))
+    sorted_keys, order, runs = lookup
+    keys = event_keys(node.col("obs_id"), node.col("event_id"), runs)
     position = np.clip(np.searchsorted(sorted_keys, keys), 0, len(sorted_keys) - 1)
     return np.where(sorted_keys[position] == keys, order[position], -1)
 
@@ -446,16 +436,14 @@ class _StereoWriter:
             out.append(chunk)
 
 
-def write_origin_table(h5out, events, files1, files2, tel_ids, offset):
+def write_origin_table(h5out, events, events1, events2, tel_ids, offset):
     """``/dl1/event/subarray/sst1m_stereo``: the original ids of each output event."""
     columns = {"obs_id": events.obs_id, "event_id": events.event_id}
     times = []
-    for k, files in enumerate((files1, files2)):
+    for k, inputs in enumerate((events1, events2)):
         source = events.source[k]
         has = source >= 0
-        obs = _concatenated(files, "obs_id")
-        ids = _concatenated(files, "event_id")
-        time = _concatenated(files, "time")
+        obs, ids, time = (inputs[c] for c in ("obs_id", "event_id", "time"))
         columns[f"tel{k + 1}_obs_id"] = np.where(has, obs[np.maximum(source, 0)], -1)
         columns[f"tel{k + 1}_event_id"] = np.where(has, ids[np.maximum(source, 0)], -1)
         times.append(np.where(has, time[np.maximum(source, 0)], 0))

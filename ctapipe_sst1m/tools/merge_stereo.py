@@ -3,17 +3,15 @@
 import os
 from pathlib import Path
 
-import astropy.units as u
 import numpy as np
 import tables
-from astropy.coordinates import SkyCoord
 from astropy.table import Table
-from ctapipe.containers import CoordinateFrameType
 from ctapipe.core import Provenance, Tool, traits
-from ctapipe.io import read_table, write_table
+from ctapipe.io import write_table
 
 from ..stereo.dl1_files import (
     StereoInputError,
+    concatenate_events,
     group_by_telescope,
     read_telescope_events,
 )
@@ -29,7 +27,6 @@ from ..version import __version__
 __all__ = ["MergeStereoTool", "main"]
 
 COUNTS_TABLE = "/configuration/sst1m/stereo/event_counts"
-OBSERVATION_BLOCK = "/configuration/observation/observation_block"
 #: largest angle between the targets of overlapping runs of the two telescopes
 MAX_TARGET_SEPARATION_DEG = 0.2
 _NIGHT_NS = 86400 * 1_000_000_000
@@ -170,7 +167,7 @@ class MergeStereoTool(Tool):
                 )
                 if not overlap:
                     continue
-                target1, target2 = _target(f1.path), _target(f2.path)
+                target1, target2 = f1.target, f2.target
                 if target1 is None or target2 is None:
                     self.log.warning(
                         "no target in the observation block of %s or %s; not checked",
@@ -188,12 +185,7 @@ class MergeStereoTool(Tool):
     def start(self):
         files1, files2 = self.groups.values()
         tel_ids = list(self.groups)
-        events1 = {
-            k: np.concatenate([getattr(f, k) for f in files1]) for k in _ID_COLUMNS
-        }
-        events2 = {
-            k: np.concatenate([getattr(f, k) for f in files2]) for k in _ID_COLUMNS
-        }
+        events1, events2 = concatenate_events(files1), concatenate_events(files2)
         try:
             self.result, self.info = self.matcher(
                 events1, events2, is_simulation=self.is_simulation
@@ -202,8 +194,8 @@ class MergeStereoTool(Tool):
         except (ValueError, StereoInputError) as err:
             self._fail(str(err))
         self.events = plan_stereo_events(
-            files1,
-            files2,
+            events1,
+            events2,
             self.result,
             include_unmatched=self.include_unmatched,
             keep_ids=self.is_simulation,
@@ -219,8 +211,8 @@ class MergeStereoTool(Tool):
                 write_origin_table(
                     h5out,
                     self.events,
-                    files1,
-                    files2,
+                    events1,
+                    events2,
                     tel_ids,
                     self.info.get("offset", 0),
                 )
@@ -272,28 +264,11 @@ class MergeStereoTool(Tool):
         self.log.info("%d events written", len(self.events))
 
 
-_ID_COLUMNS = ("obs_id", "event_id", "time")
-
-
 def _night_names(nights):
     return ",".join(
         np.datetime_as_string(np.datetime64(int(n) * _NIGHT_NS, "ns"), unit="D")
         for n in nights
     )
-
-
-def _target(path):
-    """ICRS target of the first observation block of ``path``, or None."""
-    blocks = read_table(path, OBSERVATION_BLOCK)
-    if len(blocks) == 0:
-        return None
-    block = blocks[0]
-    frame = CoordinateFrameType(int(block["subarray_pointing_frame"]))
-    lon = u.Quantity(block["subarray_pointing_lon"], u.deg)
-    lat = u.Quantity(block["subarray_pointing_lat"], u.deg)
-    if frame is not CoordinateFrameType.ICRS or not np.isfinite(lon * lat):
-        return None
-    return SkyCoord(lon, lat, frame="icrs")
 
 
 def main():

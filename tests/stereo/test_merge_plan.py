@@ -10,7 +10,7 @@ from ctapipe.containers import ArrayEventContainer
 from ctapipe_sst1m.instrument import load_sst1m_subarray
 from ctapipe_sst1m.stereo import SST1MArrayPointing, match_closest
 from ctapipe_sst1m.stereo.array_pointing import mean_direction
-from ctapipe_sst1m.stereo.dl1_files import TelescopeEvents, time_ns
+from ctapipe_sst1m.stereo.dl1_files import TelescopeEvents, concatenate_events, time_ns
 from ctapipe_sst1m.stereo.merge import plan_stereo_events
 
 S = 1_000_000_000
@@ -30,6 +30,10 @@ def _events(tel_id, obs_id, event_id, time):
     )
 
 
+def _events_of(telescope_events):
+    return concatenate_events([telescope_events])
+
+
 def test_unpaired_second_telescope_events_get_free_ids():
     """Camera counters of both telescopes start at 1: clashing ids are renumbered."""
     run1 = _events(21, 202401010001, [1, 2, 3, 4], [10 * S, 20 * S, 30 * S, 40 * S])
@@ -44,7 +48,9 @@ def test_unpaired_second_telescope_events_get_free_ids():
     times1 = np.concatenate([run1.time, run2.time])
     result = match_closest(times1, tel22.time, tolerance=10)
     assert result.n_pairs == 2
-    events = plan_stereo_events([run1, run2], [tel22], result, True, keep_ids=False)
+    events = plan_stereo_events(
+        concatenate_events([run1, run2]), concatenate_events([tel22]), result, True, False
+    )
 
     assert len(events) == 4 + 2 + 3
     assert np.all(np.diff(events.time) >= 0)
@@ -65,7 +71,7 @@ def test_simulation_ids_kept():
     tel1 = _events(1, 102, [5, 8, 9], [1, 2, 3])
     tel2 = _events(2, 102, [8, 11], [2, 4])
     result = match_closest(tel1.time, tel2.time, tolerance=0)
-    events = plan_stereo_events([tel1], [tel2], result, True, keep_ids=True)
+    events = plan_stereo_events(_events_of(tel1), _events_of(tel2), result, True, True)
     np.testing.assert_array_equal(events.event_id, [5, 8, 9, 11])
     np.testing.assert_array_equal(events.source[0], [0, 1, 2, -1])
     np.testing.assert_array_equal(events.source[1], [-1, 0, -1, 1])
@@ -75,7 +81,7 @@ def test_without_unmatched_only_pairs():
     tel1 = _events(21, 1, [1, 2, 3], [10, 20, 30])
     tel2 = _events(22, 1, [1, 2], [21, 31])
     result = match_closest(tel1.time, tel2.time, tolerance=2)
-    events = plan_stereo_events([tel1], [tel2], result, False, keep_ids=False)
+    events = plan_stereo_events(_events_of(tel1), _events_of(tel2), result, False, False)
     np.testing.assert_array_equal(events.event_id, [2, 3])
     assert np.all(events.source[1] >= 0)
 
