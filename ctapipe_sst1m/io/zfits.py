@@ -7,20 +7,28 @@ corrupted files, so a file must pass :func:`check_file_integrity` before it is
 handed to protozfits.
 """
 
+import bz2
+import gzip
+import hashlib
 import logging
+import lzma
 import re
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
+from ctapipe.core import ToolConfigurationError
 
 __all__ = [
     "DIGICAM_EVENT_COLUMNS",
     "DigiCamFileError",
+    "NotDigiCamFileError",
     "RunName",
     "ZFitsHeaderInfo",
     "check_file_integrity",
+    "check_run_files",
     "find_run_chunks",
     "inspect_digicam_file",
     "parse_run_name",
@@ -44,12 +52,35 @@ DIGICAM_EVENT_COLUMNS = (
 #: Events header keys kept by `inspect_digicam_file` (reading every card is slow)
 EVENTS_HEADER_KEYS = ("TARGET", "RUNTYPE", "TIMESYS", "DATE", "PBFHEAD")
 FITS_BLOCK = 2880
+CARD = 80
 #: Bytes summed at once when verifying checksums (keeps memory flat for GB files).
 CHECKSUM_CHUNK = 64 * 2**20
+#: Bytes hashed at the start and at the end of each HDU's data to tell copies apart
+#: (with the size and the DATASUMs, without reading whole files).
+CONTENT_SAMPLE = 64 * 2**10
+#: Leading bytes of compressed files, with the tool that decompresses them and the
+#: module that reads them (None: not in the standard library, zstd before 3.14).
+COMPRESSION_MAGIC = (
+    (b"\x1f\x8b", "gzip", "gunzip", gzip.open),
+    (b"BZh", "bzip2", "bunzip2", bz2.open),
+    (b"\xfd7zXZ\x00", "xz", "unxz", lzma.open),
+    (b"\x28\xb5\x2f\xfd", "zstd", "unzstd", None),
+)
+FITS_START = b"SIMPLE  ="
 
 
-class DigiCamFileError(OSError):
-    """A file that cannot be read as an SST-1M DigiCam raw file; the message says why."""
+class DigiCamFileError(OSError, ToolConfigurationError):
+    """
+    A file that cannot be read as an SST-1M DigiCam raw file; the message says why.
+
+    Also a ctapipe ToolConfigurationError: ctapipe's Tool reports those in one
+    line (exit code 2), any other exception with a traceback.
+    """
+
+
+class NotDigiCamFileError(DigiCamFileError):
+    """A readable FITS file of another kind or camera (LST, NectarCAM...): not
+    damaged, just not for this source."""
 
 
 @dataclass(frozen=True)
@@ -141,6 +172,201 @@ def find_run_chunks(path):
     return [p for _, p in chunks]
 
 
+def _content_key(info):
+    """
+    Size and DATASUMs of a file: equal for copies, almost never for other files.
+
+    Parameters
+    ----------
+    info : ZFitsHeaderInfo
+
+    Returns
+    -------
+    tuple
+    """
+    return info.path.stat().st_size, tuple(hdu[3] for hdu in info.hdus)
+
+
+def _content_sample_digest(info):
+    """
+    Hash of the first and last `CONTENT_SAMPLE` bytes of each HDU's data.
+
+    The DATASUM is a ones' complement sum, blind to words swapped or moved: the
+    first and last events' bytes settle the files that the size and the DATASUMs
+    cannot tell apart, reading 128 KiB per HDU instead of the whole file.
+
+    Parameters
+    ----------
+    info : ZFitsHeaderInfo
+
+    Returns
+    -------
+    bytes
+    """
+    digest = hashlib.blake2b(digest_size=16)
+    with info.path.open("rb") as stream:
+        for _, offset, size, _ in info.hdus:
+            if size <= 2 * CONTENT_SAMPLE:
+                stream.seek(offset)
+                digest.update(stream.read(size))
+                continue
+            stream.seek(offset)
+            digest.update(stream.read(CONTENT_SAMPLE))
+            stream.seek(offset + size - CONTENT_SAMPLE)
+            digest.update(stream.read(CONTENT_SAMPLE))
+    return digest.digest()
+
+
+def _chunk_ranges(numbers):
+    """``[2, 5, 6, 7]`` as ``"002, 005-007"``."""
+    ranges = []
+    for number in sorted(numbers):
+        if ranges and number == ranges[-1][1] + 1:
+            ranges[-1][1] = number
+        else:
+            ranges.append([number, number])
+    return ", ".join(
+        f"{low:03d}" if low == high else f"{low:03d}-{high:03d}" for low, high in ranges
+    )
+
+
+def _describe_gaps(chunks):
+    """Where chunks are missing in the sorted ``chunks``, e.g. ``002 missing
+    between 001 and 003``; an empty string if none is."""
+    gaps = []
+    previous = -1
+    for number in chunks:
+        if number > previous + 1:
+            missing = _chunk_ranges(range(previous + 1, number))
+            where = (
+                f"before {number:03d}"
+                if previous < 0
+                else f"between {previous:03d} and {number:03d}"
+            )
+            gaps.append(f"{missing} missing {where}")
+        previous = number
+    return ", ".join(gaps)
+
+
+def _describe_run(label, paths, shown=3):
+    """``label (path, path, ... and N more)`` for the message on mixed runs."""
+    listed = ", ".join(str(p) for p in paths[:shown])
+    if len(paths) > shown:
+        listed += f" and {len(paths) - shown} more"
+    return f"{label} ({listed})"
+
+
+def check_run_files(infos, allow_missing_chunks=False):
+    """
+    Check that the files of an input list are the distinct chunks of one run.
+
+    A run written in several files names them ``<run>.NNN.fits.fz``, the chunk
+    numbers counting from 000; a file without a chunk number (the current site
+    convention, ``SST1M{T}_{YYYYMMDD}_{NNNN}.fits.fz``, where ``_NNNN`` is the run
+    number) is a run by itself. The chunked names come from the DigiCam/digicampipe
+    writer (``example_100_evts.000.fits.fz``): a run whose first chunk is 001
+    misses chunk 000.
+
+    Checked, in this order:
+
+    * no file is given twice (same inode: also under another path or a link);
+    * no two files have the same content: same size, same DATASUM in every HDU
+      and same first and last 64 KiB of each HDU's data (a copied chunk); the
+      files are not read whole;
+    * all files belong to one run (same ``<run>`` stem, or a single unchunked file);
+    * no chunk number appears twice (same name in two directories);
+    * no chunk is missing between 000 and the last one given.
+
+    Parameters
+    ----------
+    infos : list[ZFitsHeaderInfo]
+        The files in reading order, as returned by `inspect_digicam_file`.
+    allow_missing_chunks : bool
+        Return the missing chunk numbers instead of raising, so that the caller
+        can warn and record them in the provenance.
+
+    Returns
+    -------
+    list[int]
+        The missing chunk numbers, in increasing order (empty if none is missing).
+
+    Raises
+    ------
+    DigiCamFileError
+        With one line naming the files: the same file given twice, files with
+        identical content, files of different runs, a chunk number given twice,
+        or (without ``allow_missing_chunks``) chunks missing.
+    """
+    seen = {}
+    for info in infos:
+        stat = info.path.stat()
+        identity = (stat.st_dev, stat.st_ino)
+        if identity in seen:
+            raise DigiCamFileError(f"{seen[identity]} and {info.path} are the same file")
+        seen[identity] = info.path
+
+    # the cheap key first: the first and last bytes of each HDU are only read for
+    # files whose size and DATASUMs are equal to another's
+    by_key = defaultdict(list)
+    for info in infos:
+        by_key[_content_key(info)].append(info)
+    for group in by_key.values():
+        if len(group) < 2:
+            continue
+        digests = {}
+        for info in group:
+            digest = _content_sample_digest(info)
+            if digest in digests:
+                raise DigiCamFileError(
+                    f"{digests[digest]} and {info.path} have identical content "
+                    "(same size and checksums): a copied chunk?"
+                )
+            digests[digest] = info.path
+
+    runs = defaultdict(dict)
+    labels = {}
+    for info in infos:
+        match = _CHUNK_NAME.match(info.path.name)
+        if match is None:
+            # a file without a chunk number is a whole run: its own key
+            key = ("file", info.path)
+            labels[key] = info.path.name.removesuffix(".fits.fz")
+            runs[key][None] = info.path
+            continue
+        key = ("chunks", match["stem"])
+        labels[key] = match["stem"]
+        chunk = int(match["chunk"])
+        if chunk in runs[key]:
+            raise DigiCamFileError(
+                f"run {match['stem']}: chunk {chunk:03d} given twice: "
+                f"{runs[key][chunk]} and {info.path}"
+            )
+        runs[key][chunk] = info.path
+    if len(runs) > 1:
+        described = ", ".join(
+            _describe_run(labels[key], list(paths.values()))
+            for key, paths in runs.items()
+        )
+        raise DigiCamFileError(
+            f"files of different runs in one input list: {described}; "
+            "give the files of one run"
+        )
+    if not runs:
+        return []
+
+    ((key, files),) = runs.items()
+    if key[0] == "file":
+        return []
+    chunks = sorted(files)
+    missing = sorted(set(range(chunks[-1] + 1)) - set(chunks))
+    if missing and not allow_missing_chunks:
+        raise DigiCamFileError(
+            f"run {labels[key]}: chunk(s) {_describe_gaps(chunks)}; set "
+            "SST1MEventSource.allow_missing_chunks to read the run without them"
+        )
+    return missing
+
+
 def inspect_digicam_file(path):
     """
     Read the FITS headers of ``path`` and check that it is a DigiCam raw file.
@@ -156,13 +382,29 @@ def inspect_digicam_file(path):
     Raises
     ------
     DigiCamFileError
-        With the reason (empty, not FITS, another camera's file, ...).
+        With the reason: missing, a directory, empty, compressed (gzip, bzip2, xz,
+        zstd), truncated inside a header, not FITS, another camera's file, ...
     """
     path = Path(path)
-    if not path.is_file():
+    if path.is_dir():
+        raise DigiCamFileError(f"{path}: is a directory, not a DigiCam raw file")
+    if not path.exists():
         raise DigiCamFileError(f"{path}: no such file")
-    if path.stat().st_size == 0:
+    if not path.is_file():
+        raise DigiCamFileError(f"{path}: not a regular file")
+    size = path.stat().st_size
+    if size == 0:
         raise DigiCamFileError(f"{path}: file is empty (0 bytes)")
+    try:
+        with path.open("rb") as stream:
+            start = stream.read(len(FITS_START))
+    except OSError as err:
+        raise DigiCamFileError(f"{path}: cannot be read ({err.strerror})") from err
+    _check_not_compressed(path, start)
+    # astropy drops an HDU whose header is cut short (with a warning) and a
+    # truncated primary header makes it "corrupt": walk the headers first so
+    # that truncation is reported as such
+    data_cut = _walk_headers(path, size) if start == FITS_START else None
     try:
         with fits.open(path, lazy_load_hdus=True, memmap=False) as hdul:
             headers = {hdu.name.upper(): hdu.header for hdu in hdul}
@@ -181,14 +423,28 @@ def inspect_digicam_file(path):
         raise DigiCamFileError(f"{path}: not a readable FITS file ({err})") from err
 
     events = headers.get("EVENTS")
-    if events is None:
+    if events is None and data_cut is not None:
+        # the file ends in the data of an HDU before any Events table: in the
+        # current layout, the end of DigicamConfig and the whole Events table lost
+        index, name = data_cut
         raise DigiCamFileError(
+            f"{path}: truncated file: ends inside the data of HDU {index} {name!r} "
+            f"(size {size} bytes), before any 'Events' table"
+        )
+    if events is None and "DIGICAMCONFIG" in headers:
+        # a DigiCam file cut exactly after its DigicamConfig table is valid FITS
+        raise DigiCamFileError(
+            f"{path}: no 'Events' table (tables: {', '.join(headers)}); the file "
+            f"ends after the DigicamConfig table (size {size} bytes): truncated file?"
+        )
+    if events is None:
+        raise NotDigiCamFileError(
             f"{path}: no 'Events' table (tables: {', '.join(headers)}); "
             "not a DigiCam raw file"
         )
     message = events.get("PBFHEAD")
     if not events.get("ZTABLE", False) or message != CAMERA_EVENT_MESSAGE:
-        raise DigiCamFileError(
+        raise NotDigiCamFileError(
             f"{path}: Events table holds {message!r}, "
             f"DigiCam files hold {CAMERA_EVENT_MESSAGE!r}"
             + (" (this looks like an LST/CTA R1 file)" if message else "")
@@ -196,7 +452,7 @@ def inspect_digicam_file(path):
     columns = {events.get(f"TTYPE{i}") for i in range(1, events.get("TFIELDS", 0) + 1)}
     missing = [c for c in DIGICAM_EVENT_COLUMNS if c not in columns]
     if missing:
-        raise DigiCamFileError(
+        raise NotDigiCamFileError(
             f"{path}: CameraEvent table lacks the DigiCam columns {missing} "
             "(another camera's file, e.g. NectarCAM)"
         )
@@ -207,6 +463,123 @@ def inspect_digicam_file(path):
         events_header={key: events.get(key) for key in EVENTS_HEADER_KEYS},
         hdus=hdus,
     )
+
+
+def _check_not_compressed(path, start):
+    """
+    Refuse a compressed file with the way to decompress it.
+
+    Parameters
+    ----------
+    path : Path
+    start : bytes
+        The first bytes of the file.
+
+    Raises
+    ------
+    DigiCamFileError
+        If ``start`` is the magic number of gzip, bzip2, xz or zstd.
+    """
+    for magic, kind, tool, opener in COMPRESSION_MAGIC:
+        if not start.startswith(magic):
+            continue
+        if opener is not None:
+            # a .simtel.gz is gzip too: only a compressed FITS file is worth
+            # decompressing, anything else is simply not FITS
+            try:
+                with opener(path, "rb") as stream:
+                    inner = stream.read(len(FITS_START))
+            except (OSError, EOFError, lzma.LZMAError):
+                inner = b""
+            if inner != FITS_START:
+                raise DigiCamFileError(
+                    f"{path}: not a readable FITS file ({kind}-compressed, and not "
+                    "FITS once decompressed)"
+                )
+        raise DigiCamFileError(
+            f"{path}: {kind}-compressed file; decompress it first (e.g. with {tool})"
+        )
+
+
+def _header_int(cards, key, default):
+    """The integer value of ``key`` among ``cards`` (a dict of raw card values)."""
+    value = cards.get(key)
+    return default if value is None else int(value.split(b"/")[0].strip())
+
+
+def _walk_headers(path, size):
+    """
+    Follow the FITS headers of ``path`` and find where the file ends.
+
+    Each header is read block by block up to its END card; the data that follows
+    it is skipped with the size given by the header, padded to 2880 bytes. Stops
+    at the end of the file or at bytes that do not start an extension.
+
+    Parameters
+    ----------
+    path : Path
+        A file that starts with ``SIMPLE  =``.
+    size : int
+        Its size in bytes.
+
+    Returns
+    -------
+    tuple[int, str] or None
+        Index (0 for the primary HDU, as in astropy) and EXTNAME of the HDU whose
+        data the file ends in, or None if the
+        file ends between HDUs (the headers are not checked further when a value
+        cannot be parsed: astropy then tells what is wrong).
+
+    Raises
+    ------
+    DigiCamFileError
+        If the file ends inside a header (before the block holding END is complete).
+    """
+    offset = 0
+    index = 0
+    with path.open("rb") as stream:
+        while offset < size:
+            stream.seek(offset)
+            cards = {}
+            header_end = None
+            while header_end is None:
+                block = stream.read(FITS_BLOCK)
+                if len(block) < FITS_BLOCK:
+                    raise DigiCamFileError(
+                        f"{path}: truncated file: ends inside the header of HDU "
+                        f"{index} (size {size} bytes)"
+                    )
+                for start in range(0, FITS_BLOCK, CARD):
+                    key = block[start : start + 8].rstrip()
+                    if key == b"END":
+                        header_end = stream.tell()
+                        break
+                    cards.setdefault(key, block[start + 10 : start + CARD])
+            try:
+                naxis = _header_int(cards, b"NAXIS", 0)
+                n_values = 0
+                if naxis > 0:
+                    n_values = _header_int(cards, b"PCOUNT", 0)
+                    product = 1
+                    for axis in range(1, naxis + 1):
+                        product *= _header_int(cards, f"NAXIS{axis}".encode(), 0)
+                    n_values = _header_int(cards, b"GCOUNT", 1) * (n_values + product)
+                data_size = abs(_header_int(cards, b"BITPIX", 8)) // 8 * n_values
+            except ValueError:
+                return None
+            padded = -(-data_size // FITS_BLOCK) * FITS_BLOCK
+            if header_end + padded > size:
+                name = cards.get(b"EXTNAME", b"'PRIMARY'" if index == 0 else b"''")
+                name = name.split(b"/")[0].strip().strip(b"'").rstrip()
+                return index, name.decode("ascii", "replace")
+            offset = header_end + padded
+            index += 1
+            stream.seek(offset)
+            # a short prefix of XTENSION is a header cut short: the next turn
+            # reports it; anything else is trailing bytes, left to astropy
+            if not b"XTENSION".startswith(stream.read(8)):
+                return None
+    return None
 
 
 def _ones_complement_sum(path, offset, size):
