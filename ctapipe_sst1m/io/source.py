@@ -7,6 +7,7 @@ from pathlib import Path as _Path
 import astropy.units as u
 import numpy as np
 import protozfits
+import tables
 from astropy.table import Table
 from ctapipe.containers import (
     CameraCalibrationContainer,
@@ -25,6 +26,7 @@ from ctapipe.containers import (
     TelescopeTriggerContainer,
     TriggerContainer,
 )
+from ctapipe.core import ToolConfigurationError
 from ctapipe.core.traits import (
     Bool,
     CaselessStrEnum,
@@ -37,10 +39,12 @@ from ctapipe.core.traits import (
 from ctapipe.instrument import SubarrayDescription
 from ctapipe.io import DataLevel, EventSource
 from ctapipe.io.astropy_helpers import write_table
-from ctapipe.io.datawriter import DataWriter
-from ctapipe.io.hdf5dataformat import DL0_TEL_POINTING_GROUP
+from ctapipe.io.hdf5dataformat import (
+    DL0_TEL_POINTING_GROUP,
+    DL1_SUBARRAY_TRIGGER_TABLE,
+)
 
-from ..calib import SST1MR1Calibrator
+from ..calib import SST1MR1Calibrator, check_config_sections, check_image_extractor
 from ..calib.pedestal_charges import PedestalChargeMonitor
 from ..instrument import SST1M_TEL_IDS, add_telescope, load_sst1m_subarray
 from ..version import __version__
@@ -54,9 +58,12 @@ from .containers import (
 from .decoding import decode, decode_files
 from .event_time import CameraClock, clock_scale_for
 from .pointing import AltAzTracker, Target, parse_target
+from .products import DL1, registered_files, write_hdf5_mark
 from .zfits import (
     DigiCamFileError,
+    NotDigiCamFileError,
     check_file_integrity,
+    check_run_files,
     find_run_chunks,
     inspect_digicam_file,
     parse_run_name,
@@ -139,9 +146,19 @@ class SST1MEventSource(EventSource):
         ),
     ).tag(config=True)
 
+    allow_missing_chunks = Bool(
+        False,
+        help=(
+            "Read a run whose chunk files (<run>.NNN.fits.fz) have gaps, with a "
+            "warning and a note in the product's completeness mark; by default "
+            "such a run is refused."
+        ),
+    ).tag(config=True)
+
     obs_id = Int(
         None,
         allow_none=True,
+        min=0,
         help=(
             "Observation id. Default: int(YYYYMMDD + NNNN) from the file name "
             "SST1M{T}_{YYYYMMDD}_{NNNN}.fits.fz, as SST-1M numbers runs."
@@ -257,7 +274,20 @@ class SST1MEventSource(EventSource):
             self.input_url = self.input_filelist[0]
 
         self.files = self._file_list()
+        self._check_output_is_not_input()
         self.headers = [inspect_digicam_file(f) for f in self.files]
+        # reading only one chunk of a run is asked for with multi_file=False
+        one_chunk = not self.multi_file and not self.input_filelist
+        self.missing_chunks = check_run_files(
+            self.headers, allow_missing_chunks=self.allow_missing_chunks or one_chunk
+        )
+        if self.missing_chunks and not one_chunk:
+            self.log.warning(
+                "%s: chunk(s) %s of the run missing, reading the others "
+                "(allow_missing_chunks); recorded in the product's mark",
+                self.files[0].name,
+                ", ".join(f"{c:03d}" for c in self.missing_chunks),
+            )
         for header in self.headers:
             check_file_integrity(header, verify_checksums=self.verify_checksums)
         if sum(h.n_events for h in self.headers) == 0:
@@ -276,6 +306,12 @@ class SST1MEventSource(EventSource):
                 first = first or event
         self.tel_id = self._check_telescope(tel_ids)
         self._subarray = self._build_subarray()
+        # the configuration the hosting tool was given: a misspelt section or an
+        # extraction window outside the 50 samples would pass silently
+        check_config_sections(self.config)
+        if self.tel_id in self._subarray.tel:
+            n_samples = self._subarray.tel[self.tel_id].camera.readout.n_samples
+            check_image_extractor(self.config, self._subarray, self.tel_id, n_samples)
         self.digicam_config = self._read_digicam_config()
 
         self.clock = self._make_clock(first.seconds)
@@ -374,6 +410,25 @@ class SST1MEventSource(EventSource):
                     self.tel_id, samples, baseline, flags == 0
                 )
                 self.pedestal_charges.add(self.tel_id, r1, invalid)
+
+    def _check_output_is_not_input(self):
+        """
+        Refuse an output path that is one of the run's files: with ``overwrite``,
+        ctapipe's DataWriter deletes an existing output before any event is read.
+        The output is read from the configuration the tool was given
+        (``DataWriter.output_path``, ctapipe-process's ``--output``).
+        """
+        writer_config = self.config.get("DataWriter", {})
+        output = writer_config.get("output_path") if writer_config else None
+        if not output:
+            return
+        output = _Path(output).expanduser().resolve()
+        for path in self.files:
+            if path.resolve() == output:
+                raise DigiCamFileError(
+                    f"{path}: the output file (DataWriter.output_path) is this input "
+                    "raw file; choose another output name"
+                )
 
     def _file_list(self):
         if self.input_filelist:
@@ -503,7 +558,10 @@ class SST1MEventSource(EventSource):
             except ValueError as err:
                 raise DigiCamFileError(f"{self.files[0]}: {err}") from None
         if (self.pointing_ra is None) != (self.pointing_dec is None):
-            raise ValueError("Set both SST1MEventSource.pointing_ra and pointing_dec")
+            raise ToolConfigurationError(
+                "SST1MEventSource.pointing_ra and pointing_dec: only one is set; "
+                "set both (deg, ICRS)"
+            )
         if self.pointing_ra is not None:
             self.log.info(
                 "Pointing from config: RA %.4f deg, Dec %.4f deg (TARGET header: %s)",
@@ -567,15 +625,25 @@ class SST1MEventSource(EventSource):
 
     @staticmethod
     def is_compatible(file_path):
-        """True for SST-1M DigiCam raw files (checks FITS headers only, never raises)."""
+        """
+        True for SST-1M DigiCam raw files (checks FITS headers only, never raises),
+        and for damaged files named like them.
+
+        A file named ``*.fits.fz`` that is truncated, compressed, empty or not
+        FITS at all is claimed, so that opening it says in one line what is
+        wrong with it (ctapipe would only say that no source claimed it);
+        well-formed files of other cameras (LST, NectarCAM) are not, and their
+        refusal is logged at DEBUG only.
+        """
         try:
             inspect_digicam_file(file_path)
-        except Exception as err:
-            # ctapipe only says that no source claimed the file: for files named
-            # like raw data, say why this one did not
-            named_like_raw = str(file_path).endswith(".fits.fz")
-            log.log(logging.WARNING if named_like_raw else logging.DEBUG, "%s", err)
+        except NotDigiCamFileError as err:
+            log.debug("%s", err)
             return False
+        except Exception as err:
+            named_like_raw = str(file_path).endswith(".fits.fz")
+            log.debug("%s", err)
+            return named_like_raw
         return True
 
     # ------------------------------------------------------------------ events
@@ -787,20 +855,65 @@ class SST1MEventSource(EventSource):
         self._write_run_products()
         super().__exit__(exc_type, exc_value, traceback)
 
-    def _write_run_products(self):
-        """Append the pointing and the calibration provenance to the output of the
-        ctapipe-process run that read this source, once the run is complete."""
-        writer = _find_data_writer(self.parent)
-        if writer is None or self._n_yielded == 0:
-            return
-        output = _Path(writer.output_path)
-        if not self.completed or not output.is_file():
-            self.log.error(
-                "The run did not complete: no pointing or calibration provenance "
-                "written to %s",
-                output,
+    def event_counts(self, n_written):
+        """
+        What became of every event of the run's files.
+
+        Parameters
+        ----------
+        n_written : int
+            Events the hosting tool wrote (rows of its trigger table).
+
+        Returns
+        -------
+        dict
+            reason -> events; the values add up to the events in the files.
+        """
+        n_total = sum(h.n_events for h in self.headers)
+        counts = {"written": n_written}
+        if self._n_yielded > n_written:
+            counts["not written by the tool (its event filters)"] = (
+                self._n_yielded - n_written
             )
+        for reason, n in self.skipped.items():
+            counts[f"skipped: {reason}"] = n
+        not_read = n_total - self._n_yielded - sum(self.skipped.values())
+        if not_read > 0:
+            counts["not processed (max_events)"] = not_read
+        return counts
+
+    def _write_run_products(self):
+        """
+        Append the pointing and the calibration provenance to the DL1 output of
+        the tool that read this source, then mark the output complete, once the
+        run is complete.
+
+        The output is the one ctapipe's DataWriter registered with ctapipe's
+        Provenance when it closed it (the source exits after the writer).
+        """
+        outputs = [p for p in registered_files("output", role="DL1/Event") if p.is_file()]
+        if not outputs:
+            # a tool that failed before writing anything has said why already
+            if self.parent is not None and self.completed:
+                self.log.warning(
+                    "%s: no DL1 output registered by the hosting tool; no pointing, "
+                    "calibration provenance or completeness mark written",
+                    self.files[0].name,
+                )
             return
+        for output in outputs:
+            if not self.completed:
+                self.log.error(
+                    "%s: INCOMPLETE, the run stopped after %d of %d events; not "
+                    "marked complete, package tools will refuse it",
+                    output,
+                    self._n_yielded,
+                    sum(h.n_events for h in self.headers),
+                )
+                continue
+            self._append_run_products(output)
+
+    def _append_run_products(self, output):
         pointing = self.pointing_table()
         if self.write_pointing and pointing is not None:
             key = f"{DL0_TEL_POINTING_GROUP}/tel_{self.tel_id:03d}"
@@ -812,16 +925,22 @@ class SST1MEventSource(EventSource):
             provenance = Table(rows=[self.r1_calibrator.provenance(self.tel_id)])
             key = f"{R1_CALIBRATION_GROUP}/tel_{self.tel_id:03d}"
             write_table(provenance, output, key, overwrite=True)
-
-
-def _find_data_writer(component):
-    """The DataWriter of the tool that owns this source, if any (ctapipe-process)."""
-    if component is None:
-        return None
-    for value in vars(component).values():
-        if isinstance(value, DataWriter):
-            return value
-    return None
+        with tables.open_file(output, mode="r") as h5file:
+            n_written = h5file.get_node(DL1_SUBARRAY_TRIGGER_TABLE).nrows
+        counts = self.event_counts(n_written)
+        write_hdf5_mark(
+            output,
+            DL1,
+            events_in=sum(counts.values()),
+            events_out=n_written,
+            counts=counts,
+            inputs=[f.name for f in self.files],
+            notes=[
+                f"chunk {c:03d} of the run missing (allow_missing_chunks)"
+                for c in self.missing_chunks
+            ],
+        )
+        self.log.info("%s: complete, %s", output, counts)
 
 
 def _trigger_input(traces):

@@ -8,6 +8,7 @@ import protozfits
 import pytest
 from astropy.coordinates import AltAz, SkyCoord
 from ctapipe.containers import EventType, PixelStatus
+from ctapipe.core import ToolConfigurationError
 from ctapipe.io import EventSource
 from ctapipe.time import time_to_ctao_high_res
 
@@ -136,32 +137,53 @@ def test_prototype_camera(digicam_files, caplog):
         SST1MEventSource(path, unknown_telescope_template=None)
 
 
-def test_run_in_chunks(tmp_path, embedded_raw_file):
-    for chunk in ("000", "001"):
-        linked_copy(embedded_raw_file, tmp_path / f"SST1M2_20180822_0007.{chunk}.fits.fz")
+def test_run_in_chunks(tmp_path, digicam_files):
+    # two different files of tel 22 as the chunks of one run (identical chunks
+    # are refused as copies)
+    for chunk, name in (("000", "science_2018"), ("001", "dark_2018")):
+        linked_copy(
+            digicam_files[name], tmp_path / f"SST1M2_20180822_0007.{chunk}.fits.fz"
+        )
     with SST1MEventSource(tmp_path / "SST1M2_20180822_0007.000.fits.fz") as source:
         assert len(source.files) == 2
         assert source.obs_id == 201808220007
         events = list(source)
-    assert len(events) == 64
-    assert [e.count for e in events] == list(range(64))
+    assert len(events) == 33
+    assert [e.count for e in events] == list(range(33))
     with SST1MEventSource(
         tmp_path / "SST1M2_20180822_0007.000.fits.fz", multi_file=False
     ) as source:
         assert len(list(source)) == 32
 
 
-def test_file_list_order_and_mixed_telescopes(digicam_files):
-    files = [digicam_files["dark_2018"], digicam_files["science_2018"]]
+def test_file_list_order_and_mixed_telescopes(tmp_path, digicam_files):
+    files = [
+        linked_copy(
+            digicam_files["dark_2018"], tmp_path / "SST1M2_20180822_0001.000.fits.fz"
+        ),
+        linked_copy(
+            digicam_files["science_2018"], tmp_path / "SST1M2_20180822_0001.001.fits.fz"
+        ),
+    ]
     with SST1MEventSource(input_filelist=files) as source:
         ids = [e.index.event_id for e in source]
     assert ids[0] == 60636
     assert ids[1:] == list(range(1027888, 1027920))
 
-    mixed = [digicam_files["science_2018"], digicam_files["proto_10"]]
+    mixed = [
+        linked_copy(
+            digicam_files["science_2018"], tmp_path / "SST1M2_20180822_0002.000.fits.fz"
+        ),
+        linked_copy(digicam_files["proto_10"], tmp_path / "example_10evts.fits.fz"),
+    ]
+    with pytest.raises(DigiCamFileError, match="different runs"):
+        SST1MEventSource(input_filelist=mixed)
+    mixed[1] = linked_copy(
+        digicam_files["proto_10"], tmp_path / "SST1M2_20180822_0002.001.fits.fz"
+    )
     with pytest.raises(DigiCamFileError, match="must come from one telescope") as err:
         SST1MEventSource(input_filelist=mixed)
-    assert "example_10evts.fits.fz: tel 1" in str(err.value)
+    assert "SST1M2_20180822_0002.001.fits.fz: tel 1" in str(err.value)
 
 
 def test_max_events_and_allowed_tels(embedded_raw_file):
@@ -225,7 +247,7 @@ def test_pointing_override_and_special_targets(tmp_path, embedded_raw_file, capl
         event.monitoring.tel[22].pointing.altitude, expected.alt, atol=1 * u.arcsec
     )
 
-    with pytest.raises(ValueError, match="Set both"):
+    with pytest.raises(ToolConfigurationError, match="set both"):
         SST1MEventSource(path, pointing_ra=83.633)
 
     garbled = add_events_header_card(

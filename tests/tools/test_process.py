@@ -205,22 +205,25 @@ def test_bad_input(tmp_path, bad_inputs, case):
 
 
 def test_mixed_telescope_list(tmp_path, digicam_files):
+    # two chunks of one run, from two telescopes
+    chunks = [tmp_path / f"SST1M2_20180822_0003.{i:03d}.fits.fz" for i in (0, 1)]
+    chunks[0].write_bytes(digicam_files["science_2018"].read_bytes())
+    chunks[1].write_bytes(digicam_files["proto_10"].read_bytes())
     config = tmp_path / "list.yaml"
     config.write_text(
-        "SST1MEventSource:\n  input_filelist:\n"
-        f"    - {digicam_files['science_2018']}\n    - {digicam_files['proto_10']}\n"
+        f"SST1MEventSource:\n  input_filelist:\n    - {chunks[0]}\n    - {chunks[1]}\n"
     )
     output = tmp_path / "out.dl1.h5"
     code, stderr = _ctapipe_process(
         tmp_path,
-        f"--input={digicam_files['science_2018']}",
+        f"--input={chunks[0]}",
         f"--output={output}",
         f"--config={config}",
     )
     assert code != 0
     assert not output.exists()
     assert "must come from one telescope" in stderr
-    assert "example_10evts.fits.fz: tel 1" in stderr
+    assert "SST1M2_20180822_0003.001.fits.fz: tel 1" in stderr
 
 
 def test_help_lists_source_options(capsys):
