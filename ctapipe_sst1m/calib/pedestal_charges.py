@@ -11,9 +11,13 @@ them into ``monitoring.pixel_statistics.pedestal_image`` of every event, where
 import numpy as np
 from ctapipe.containers import StatisticsContainer
 from ctapipe.core import TelescopeComponent
-from ctapipe.core.traits import ComponentName, Int
+from ctapipe.core.traits import ComponentName
 from ctapipe.image.extractor import ImageExtractor
 from ctapipe.image.invalid_pixels import NeighborAverage
+
+from ..instrument.constants import DIGICAM_N_SAMPLES
+from .config_check import RangedInt
+from .extractor_check import check_extractor_window
 
 __all__ = ["PedestalChargeMonitor", "RunningPixelStatistics"]
 
@@ -69,7 +73,16 @@ class RunningPixelStatistics:
 
 
 class PedestalChargeMonitor(TelescopeComponent):
-    """Extracts pedestal events and keeps their per-pixel charge statistics."""
+    """
+    Extracts pedestal events and keeps their per-pixel charge statistics.
+
+    Raises
+    ------
+    ConfigurationError
+        At construction, if ``max_pedestal_images`` is below 1 or the window of
+        the extractor does not fit the waveforms of a telescope of the subarray
+        (`~ctapipe_sst1m.calib.check_extractor_window`).
+    """
 
     image_extractor_type = ComponentName(
         ImageExtractor,
@@ -80,8 +93,10 @@ class PedestalChargeMonitor(TelescopeComponent):
         ),
     ).tag(config=True)
 
-    max_pedestal_images = Int(
-        1000, help="Number of latest pedestal events the statistics are taken over."
+    max_pedestal_images = RangedInt(
+        1000,
+        min=1,
+        help="Number of latest pedestal events the statistics are taken over.",
     ).tag(config=True)
 
     def __init__(self, subarray, config=None, parent=None, **kwargs):
@@ -89,6 +104,14 @@ class PedestalChargeMonitor(TelescopeComponent):
         self.extractor = ImageExtractor.from_name(
             self.image_extractor_type, subarray=subarray, parent=self
         )
+        # its settings may differ from the images' (nested under this class)
+        for tel_id, telescope in subarray.tel.items():
+            check_extractor_window(
+                self.extractor,
+                tel_id,
+                telescope.camera.readout.n_samples or DIGICAM_N_SAMPLES,
+                camera=telescope.camera.name,
+            )
         self.interpolator = NeighborAverage(subarray, parent=self)
         self._statistics = {}
 

@@ -97,9 +97,16 @@ class PedestalStatistics:
     ----------
     max_events : int
         Size of the sliding window.
+
+    Raises
+    ------
+    ValueError
+        If ``max_events`` is below 1: no event would be kept.
     """
 
     def __init__(self, max_events=100):
+        if max_events < 1:
+            raise ValueError(f"max_events = {max_events}: must be at least 1")
         self._std = deque(maxlen=max_events)
         self._mean = None
 

@@ -40,23 +40,32 @@ from ctapipe.core.traits import (
     Bool,
     BoolTelescopeParameter,
     CaselessStrEnum,
-    Float,
-    Int,
     Path,
     TelescopeParameter,
 )
 
+from ..instrument.constants import DIGICAM_N_SAMPLES
 from ..version import __version__
-from .gains import default_gain_table, read_gain_file, telescope_of_file
+from .config_check import ConfigurationError, RangedFloat, RangedInt
+from .gains import (
+    default_gain_table,
+    read_gain_file,
+    telescope_of_file,
+    telescope_of_gains,
+)
 from .pedestals import PedestalStatistics, voltage_drop_factor
 from .saturation import SaturationRecovery
 from .window import (
     default_window_file,
     module_swap_permutation,
     read_window_file,
+    telescope_of_window,
 )
 
 __all__ = ["SST1MR1Calibrator", "pulse_fraction"]
+
+#: largest DigiCam ADC value (12 bits): no pulse rises higher above its baseline
+ADC_MAX = 4095
 
 
 def pulse_fraction(readout, n_samples=5):
@@ -116,6 +125,12 @@ class SST1MR1Calibrator(TelescopeComponent):
 
     Used by `~ctapipe_sst1m.io.SST1MEventSource`; configure it under
     ``SST1MR1Calibrator`` (or nested under ``SST1MEventSource``).
+
+    Raises
+    ------
+    ConfigurationError
+        At construction, for a setting out of its range, e.g.
+        ``SST1MR1Calibrator.pedestal_window = 0: must be at least 1; ...``.
     """
 
     gain_file = TelescopeParameter(
@@ -155,13 +170,15 @@ class SST1MR1Calibrator(TelescopeComponent):
         ),
     ).tag(config=True)
 
-    pedestal_window = Int(
+    pedestal_window = RangedInt(
         100,
+        min=1,
         help="Number of latest pedestal events whose baseline noise is averaged.",
     ).tag(config=True)
 
-    pedestal_priming_events = Int(
+    pedestal_priming_events = RangedInt(
         1000,
+        min=0,
         help=(
             "At the start of a run, the pedestal events among its first N events are "
             "read ahead, so that the first events already have a voltage-drop "
@@ -169,17 +186,21 @@ class SST1MR1Calibrator(TelescopeComponent):
         ),
     ).tag(config=True)
 
-    dead_pixel_std_threshold = Float(
+    dead_pixel_std_threshold = RangedFloat(
         2.5,
+        min=0.0,
         help=(
             "Pixels whose pedestal sample std is below this (ADC) are dead; not "
             "applied in dark runs, where the noise of every pixel is below it."
         ),
     ).tag(config=True)
 
-    gain_pulse_fraction = Float(
+    gain_pulse_fraction = RangedFloat(
         None,
         allow_none=True,
+        min=0.0,
+        max=1.0,
+        low_exclusive=True,
         help=(
             "Fraction of a p.e. pulse in the 5-sample sum that defines dc_to_pe. "
             "None: computed from the telescope's reference pulse (about 0.91), so "
@@ -196,20 +217,33 @@ class SST1MR1Calibrator(TelescopeComponent):
         ),
     ).tag(config=True)
 
-    saturation_threshold = Float(
-        3000.0, help="ADC above baseline from which a pulse is saturated."
+    # above the 12-bit ADC range or wider than the waveform, no pulse would ever
+    # be recovered
+    saturation_threshold = RangedFloat(
+        3000.0,
+        min=0.0,
+        max=float(ADC_MAX),
+        help="ADC above baseline from which a pulse is saturated.",
     ).tag(config=True)
 
-    saturation_width_level = Float(
-        2500.0, help="ADC above baseline counted for the width of a saturated pulse."
+    saturation_width_level = RangedFloat(
+        2500.0,
+        min=0.0,
+        max=float(ADC_MAX),
+        help="ADC above baseline counted for the width of a saturated pulse.",
     ).tag(config=True)
 
-    saturation_width_samples = Int(
-        5, help="Saturated pulses wider than this (samples) are recovered."
+    saturation_width_samples = RangedInt(
+        5,
+        min=0,
+        max=DIGICAM_N_SAMPLES - 1,
+        help="Saturated pulses wider than this (samples) are recovered.",
     ).tag(config=True)
 
-    saturation_integration_level = Float(
+    saturation_integration_level = RangedFloat(
         0.2,
+        min=0.0,
+        max=1.0,
         help="Fraction of the maximum delimiting the summed samples of recovered pulses.",
     ).tag(config=True)
 
@@ -247,6 +281,9 @@ class SST1MR1Calibrator(TelescopeComponent):
 
         Raises
         ------
+        ConfigurationError
+            If the content of a configured gain or window file says it belongs to
+            another telescope (`telescope_of_gains`, `telescope_of_window`).
         OSError, ValueError
             For missing, unreadable or wrong calibration files, naming the file.
         """
@@ -328,13 +365,39 @@ class SST1MR1Calibrator(TelescopeComponent):
         path = self.gain_file.tel[tel_id]
         if path is None:
             return default_gain_table(model)
-        file_tel = telescope_of_file(path)
-        if file_tel is not None and file_tel != model:
-            raise ValueError(
-                f"{path}: gain calibration of tel {file_tel} given for tel {tel_id}"
-            )
         n_pixels = self.subarray.tel[tel_id].camera.geometry.n_pixels
-        return read_gain_file(path, n_pixels=n_pixels)
+        gains = read_gain_file(path, n_pixels=n_pixels)
+        # a renamed file keeps its content: the name is only a fallback
+        file_tel, evidence = telescope_of_gains(gains)
+        name_tel = telescope_of_file(path)
+        if file_tel is None:
+            checked = "by its file name only" if name_tel is not None else "not"
+            self.log.warning(
+                "%s %s: checked against tel %d %s", path, evidence, model, checked
+            )
+            file_tel, evidence = name_tel, "its file name"
+        if file_tel is not None and file_tel != model:
+            raise ConfigurationError(
+                f"{path}: gain calibration of tel {file_tel} given for tel "
+                f"{self._run_telescope(tel_id, model)} (from {evidence}); set "
+                f"SST1MR1Calibrator.gain_file to a gain file of tel {model}, or unset "
+                "it for the shipped gains"
+            )
+        if name_tel is not None and name_tel != file_tel:
+            self.log.warning(
+                "%s is named for tel %d but holds gains of tel %d (from %s)",
+                path,
+                name_tel,
+                file_tel,
+                evidence,
+            )
+        return gains
+
+    @staticmethod
+    def _run_telescope(tel_id, model):
+        if tel_id == model:
+            return str(tel_id)
+        return f"{tel_id}, calibrated as tel {model}"
 
     def _window(self, tel_id, model):
         n_pixels = self.subarray.tel[tel_id].camera.geometry.n_pixels
@@ -343,11 +406,20 @@ class SST1MR1Calibrator(TelescopeComponent):
         path = self.window_file.tel[tel_id]
         if path is None:
             path = default_window_file(model)
-            source = f"ctapipe_sst1m default {path.name}"
-        else:
-            source = str(path)
+            factors, sha256 = read_window_file(path, n_pixels=n_pixels)
+            return factors, f"ctapipe_sst1m default {path.name}", sha256
         factors, sha256 = read_window_file(path, n_pixels=n_pixels)
-        return factors, source, sha256
+        window_tel, evidence = telescope_of_window(path, factors)
+        if window_tel is None:
+            self.log.warning("%s %s: not checked against tel %d", path, evidence, model)
+        elif window_tel != model:
+            raise ConfigurationError(
+                f"{path}: window transmittance of tel {window_tel} given for tel "
+                f"{self._run_telescope(tel_id, model)} (from {evidence}); set "
+                f"SST1MR1Calibrator.window_file to the window of tel {model}, or "
+                "unset it for the shipped one"
+            )
+        return factors, str(path), sha256
 
     def provenance(self, tel_id):
         """What calibrated ``tel_id``: files, checksums, factors, version."""

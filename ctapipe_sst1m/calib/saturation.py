@@ -63,6 +63,13 @@ class SaturationRecovery:
         Fraction of the maximum delimiting the summed samples.
     window_width, window_shift : int
         The extraction window the replacement pulse is placed for.
+
+    Raises
+    ------
+    ValueError
+        If the window does not hold the peak of the reference pulse
+        (``0 <= window_shift < window_width``, shift at most the samples before
+        the pulse maximum).
     """
 
     def __init__(
@@ -82,6 +89,13 @@ class SaturationRecovery:
         self.sample_ns = (1 / readout.sampling_rate).to_value("ns")
         self.template = sampled_reference_pulse(readout)
         self.template_peak = int(np.argmax(self.template))
+        # the centroid below is taken over the window around the pulse maximum
+        if not 0 <= window_shift < window_width or window_shift > self.template_peak:
+            raise ValueError(
+                f"window_shift = {window_shift}, window_width = {window_width}: the "
+                "window must hold the pulse maximum, 0 <= window_shift < window_width "
+                f"and window_shift <= {self.template_peak}"
+            )
         window = slice(
             self.template_peak - window_shift,
             self.template_peak - window_shift + window_width,

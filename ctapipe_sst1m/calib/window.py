@@ -14,6 +14,9 @@ Entrance window transmittance and mis-cabled camera modules.
   at the same position in the two modules.
 
 The shipped tables are written by ``scripts/make_calibration_resources.py``.
+Only they record which window they describe (``window`` and ``default_tel_id``
+metadata); sst1mpipe's text files record nothing but pixel ids and factors, see
+`telescope_of_window`.
 """
 
 import functools
@@ -34,6 +37,7 @@ from .gains import (
     _read_bytes,
     _read_ecsv,
     _read_resource,
+    _recorded_integer,
     _resource_path,
     _table_columns,
 )
@@ -45,12 +49,17 @@ __all__ = [
     "pixel_modules",
     "read_window_file",
     "swapped_modules",
+    "telescope_of_window",
 ]
 
 log = logging.getLogger(__name__)
 
 #: window mounted by default on each telescope
 DEFAULT_WINDOWS = {21: 1, 22: 2}
+#: largest difference of factors (relative transmittance) of a file that holds
+#: a shipped window's measurement, e.g. rounded: the two windows differ by up to
+#: 0.09 and by 0.017 rms
+SAME_WINDOW_TOLERANCE = 1e-4
 PIXEL_MODULES_FILE = "pixel_modules.ecsv"
 SWAPPED_MODULES_FILE = "swapped_modules.ecsv"
 #: DigiCam modules are numbered 1 to N_MODULES
@@ -113,6 +122,74 @@ def read_window_file(path, n_pixels=DIGICAM_N_PIXELS) -> tuple[np.ndarray, str]:
             f"{len(invalid)} pixels: {invalid[:10].tolist()}"
         )
     return factors, hashlib.sha256(data).hexdigest()
+
+
+def telescope_of_window(path, factors) -> tuple[int | None, str]:
+    """
+    Telescope whose window a transmittance file describes, told from its content.
+
+    The file name is not trusted: a renamed file keeps its factors.
+
+    * The ECSV tables of this package record their window (``window``
+      metadata, the telescope being the one it is mounted on, `DEFAULT_WINDOWS`)
+      or else the telescope (``default_tel_id``).
+    * sst1mpipe's text files (``corr_factor_1st_wdw.txt``...) record nothing but
+      pixel ids and factors. A file whose factors are those of a shipped window
+      (within `SAME_WINDOW_TOLERANCE`, 1e-4) is that window; any other (a new
+      measurement) is not recognised.
+
+    Parameters
+    ----------
+    path : str, os.PathLike or importlib.resources.abc.Traversable
+        The file `read_window_file` read.
+    factors : numpy.ndarray
+        What `read_window_file` returned for it.
+
+    Returns
+    -------
+    tel_id : int or None
+        Telescope the window is mounted on, None if the content does not tell.
+    evidence : str
+        How it was told, to complete "from ...", e.g. ``"its window metadata:
+        window 1, mounted on tel 21"``; if None, why not.
+
+    Raises
+    ------
+    FileNotFoundError, OSError
+        If the file or a shipped window table cannot be read.
+    ValueError
+        If the ECSV metadata names no window or telescope properly.
+    """
+    path = _as_path(path)
+    data = _read_bytes(path, "window file")
+    if _is_ecsv(data):
+        meta = _read_ecsv(data, path).meta
+        window = _recorded_integer(meta, "window", path)
+        if window is not None:
+            mounted = [tel for tel, number in DEFAULT_WINDOWS.items() if number == window]
+            if not mounted:
+                return None, (
+                    f"its window metadata names window {window}, mounted on no "
+                    "SST-1M telescope"
+                )
+            return mounted[0], (
+                f"its window metadata: window {window}, mounted on tel {mounted[0]}"
+            )
+        tel_id = _recorded_integer(meta, "default_tel_id", path)
+        if tel_id is not None:
+            return tel_id, "its default_tel_id metadata"
+
+    for tel_id, window in DEFAULT_WINDOWS.items():
+        shipped = default_window_factors(tel_id)
+        if shipped.shape == factors.shape and (
+            np.max(np.abs(factors - shipped)) <= SAME_WINDOW_TOLERANCE
+        ):
+            return tel_id, (
+                f"its factors, those of window {window}, mounted on tel {tel_id}"
+            )
+    return None, (
+        "records no window or telescope, and its factors are those of no shipped window"
+    )
 
 
 def _read_window_text(data, path):

@@ -15,6 +15,8 @@ fills it while streaming, and ``ctapipe-process --monitoring-source`` can fill i
 from a file of per-interval statistics.
 """
 
+import numbers
+
 import numpy as np
 from ctapipe.core.traits import (
     BoolTelescopeParameter,
@@ -30,6 +32,13 @@ from ctapipe.image.cleaning import (
 )
 from ctapipe.image.morphology import number_of_islands
 
+from ..calib.config_check import (
+    ConfigurationError,
+    check_telescope_parameter,
+    in_range,
+    out_of_range_message,
+)
+
 __all__ = ["BIN_SETTINGS", "SST1MImageCleaner", "picture_thresholds"]
 
 #: the settings an NSB bin can override
@@ -43,6 +52,19 @@ BIN_SETTINGS = (
     "min_time_neighbors",
     "only_main_island",
 )
+#: numeric settings that cannot be negative: a negative threshold, scaling or
+#: time limit keeps every pixel, a negative number of neighbours means nothing
+NON_NEGATIVE_SETTINGS = (
+    "picture_threshold_pe",
+    "stdev_scaling",
+    "boundary_threshold_pe",
+    "time_limit_ns",
+    "min_picture_neighbors",
+    "min_time_neighbors",
+)
+#: settings that count neighbours: above the most neighbours a pixel has, no
+#: pixel would survive
+NEIGHBOR_SETTINGS = ("min_picture_neighbors", "min_time_neighbors")
 
 
 def picture_thresholds(minimum, stdev_scaling, pedestal_mean, pedestal_std):
@@ -70,6 +92,11 @@ def picture_thresholds(minimum, stdev_scaling, pedestal_mean, pedestal_std):
     return np.where(np.isfinite(raised), np.maximum(minimum, raised), minimum)
 
 
+def _is_number(value):
+    """A real number, not a bool (YAML reads ``yes`` as True)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def _single_gain(values):
     """Statistics of DigiCam's one gain channel: (n_channels, n_pixels) -> (n_pixels,)."""
     if values is None:
@@ -86,6 +113,14 @@ class SST1MImageCleaner(ImageCleaner):
     before the first pedestal event, or runs without any, which the source warns
     about) the picture threshold is ``picture_threshold_pe`` everywhere: for
     simulations this is sst1mpipe's ``ImageCleanerSST_MC``.
+
+    Raises
+    ------
+    ConfigurationError
+        At construction, for a threshold, scaling or time limit below 0, a number
+        of neighbours below 0 or above the most neighbours a pixel of the
+        subarray's cameras has (6 for DigiCam), or an invalid ``nsb_bins`` entry;
+        the settings of the NSB bins have the same ranges.
     """
 
     picture_threshold_pe = FloatTelescopeParameter(
@@ -146,12 +181,41 @@ class SST1MImageCleaner(ImageCleaner):
     def __init__(self, subarray, config=None, parent=None, **kwargs):
         super().__init__(subarray=subarray, config=config, parent=parent, **kwargs)
         self._warned = set()
-        for nsb_bin in self.nsb_bins:
+        # neighbours per pixel: row lengths of the sparse neighbour matrix
+        max_neighbors = max(
+            int(np.diff(camera.geometry.neighbor_matrix_sparse.indptr).max())
+            for camera in subarray.camera_types
+        )
+        self._ranges = {name: (0, None, "") for name in NON_NEGATIVE_SETTINGS}
+        for name in NEIGHBOR_SETTINGS:
+            self._ranges[name] = (0, max_neighbors, " (the most neighbours a pixel has)")
+        for name, (low, high, why) in self._ranges.items():
+            check_telescope_parameter(self, name, low, high, why=why)
+        for i, nsb_bin in enumerate(self.nsb_bins):
             unknown = set(nsb_bin) - set(BIN_SETTINGS) - {"min_nsb_level", "tel_id"}
             if unknown or "min_nsb_level" not in nsb_bin:
-                raise ValueError(
+                raise ConfigurationError(
                     f"SST1MImageCleaner.nsb_bins: {nsb_bin} needs min_nsb_level and "
-                    f"may set tel_id and {BIN_SETTINGS}; unknown: {sorted(unknown)}"
+                    f"may set tel_id and {BIN_SETTINGS}; unknown: {sorted(unknown)}; "
+                    "set each entry of SST1MImageCleaner.nsb_bins to "
+                    "{min_nsb_level: <p.e.>, <setting>: <value>, ...}"
+                )
+            self._check_bin(f"SST1MImageCleaner.nsb_bins[{i}]", nsb_bin)
+
+    def _check_bin(self, key, nsb_bin):
+        """An NSB bin's settings, in the ranges of the traits they override."""
+        level = nsb_bin["min_nsb_level"]
+        if not _is_number(level):
+            raise ConfigurationError(
+                f"{key}.min_nsb_level = {level!r}: must be a number (p.e.); set "
+                f"{key}.min_nsb_level to the mean pedestal charge from which the bin "
+                "applies"
+            )
+        for name, (low, high, why) in self._ranges.items():
+            value = nsb_bin.get(name, low)
+            if not (_is_number(value) and in_range(value, low, high)):
+                raise ConfigurationError(
+                    out_of_range_message(f"{key}.{name}", value, low, high, why=why)
                 )
 
     def settings(self, tel_id, nsb_level=None):
