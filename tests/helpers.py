@@ -8,6 +8,8 @@ import sys
 import numpy as np
 from astropy.table import Table
 
+from ctapipe_sst1m.io.products import DL1, write_hdf5_mark
+
 CARD = 80
 BLOCK = 2880
 
@@ -82,7 +84,8 @@ def assert_resources_generated(generator, shared_data, output, resources, names)
 
 def edit_dl1_events(path, keep=None, time_shift_ns=None):
     """
-    Edit the events of a single-telescope DL1 file in place.
+    Edit the events of a single-telescope DL1 file in place, and mark it
+    complete again (it stands for another complete run).
 
     Parameters
     ----------
@@ -116,4 +119,6 @@ def edit_dl1_events(path, keep=None, time_shift_ns=None):
                 rows = node.read()[np.asarray(keep)]
                 node.remove_rows(0, node.nrows)
                 node.append(rows)
+        n_written = h5file.root.dl1.event.subarray.trigger.nrows
+    write_hdf5_mark(path, DL1, events_in=n_written, events_out=n_written)
     return path

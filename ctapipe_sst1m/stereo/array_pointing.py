@@ -10,12 +10,25 @@ observation block in AltAz; the observation blocks of SST-1M data are in ICRS
 the mean direction of the telescopes of the event, whose pointing
 HDF5EventSource interpolates from ``/dl0/monitoring/telescope/pointing``.
 An array pointing already given (simulations: AltAz observation blocks) is kept.
+
+Hosted by ``ctapipe-process``, it also marks the tool's DL2 output complete
+(`ctapipe_sst1m.io.products`) once every event of its input went through it.
 """
 
 import astropy.units as u
 import numpy as np
+import tables
 from astropy.table import Table
 from ctapipe.io import MonitoringSource, MonitoringType
+from ctapipe.io.hdf5dataformat import DL1_SUBARRAY_TRIGGER_TABLE
+
+from ..io.products import (
+    DL2,
+    ProductError,
+    registered_files,
+    verify_hdf5_product,
+    write_hdf5_mark,
+)
 
 __all__ = ["SST1MArrayPointing", "mean_direction"]
 
@@ -55,6 +68,58 @@ class SST1MArrayPointing(MonitoringSource):
     is already set are left alone.
     """
 
+    def __init__(self, subarray=None, config=None, parent=None, **kwargs):
+        super().__init__(subarray=subarray, config=config, parent=parent, **kwargs)
+        self.n_events = 0
+
+    def __exit__(self, exc_type, exc_value, traceback):
+        # ctapipe-process exits its monitoring sources after its DataWriter
+        # closed (and registered) the output
+        self._mark_output()
+        super().__exit__(exc_type, exc_value, traceback)
+
+    def _mark_output(self):
+        """Mark the DL2 output of the hosting tool complete if every input event
+        reached this source."""
+        inputs = [p for p in registered_files("input", role="Event") if p.is_file()]
+        outputs = [p for p in registered_files("output", role="DL1/Event") if p.is_file()]
+        if len(inputs) != 1 or not outputs:
+            self.log.debug("no single input and output registered: nothing marked")
+            return
+        try:
+            verify_hdf5_product(inputs[0], require_mark=False)
+        except ProductError as err:
+            self.log.error("%s; output not marked complete", err)
+            return
+        with tables.open_file(inputs[0]) as h5file:
+            n_input = h5file.get_node(DL1_SUBARRAY_TRIGGER_TABLE).nrows
+        for output in outputs:
+            if self.n_events != n_input:
+                self.log.error(
+                    "%s: INCOMPLETE, %d of the %d events of %s processed; not marked "
+                    "complete, package tools will refuse it",
+                    output,
+                    self.n_events,
+                    n_input,
+                    inputs[0].name,
+                )
+                continue
+            with tables.open_file(output) as h5file:
+                n_written = h5file.get_node(DL1_SUBARRAY_TRIGGER_TABLE).nrows
+            counts = {"written": n_written}
+            if n_input > n_written:
+                counts["not written by the tool (its event filters)"] = (
+                    n_input - n_written
+                )
+            write_hdf5_mark(
+                output,
+                DL2,
+                events_in=n_input,
+                events_out=n_written,
+                counts=counts,
+                inputs=[inputs[0].name],
+            )
+
     @property
     def monitoring_types(self):
         return (MonitoringType.TELESCOPE_POINTINGS,)
@@ -77,6 +142,7 @@ class SST1MArrayPointing(MonitoringSource):
 
     def fill_monitoring_container(self, event):
         """Set ``event.monitoring.pointing.array_altitude/azimuth`` if missing."""
+        self.n_events += 1
         pointing = event.monitoring.pointing
         given = u.Quantity([pointing.array_altitude, pointing.array_azimuth], u.rad)
         if np.all(np.isfinite(given)):

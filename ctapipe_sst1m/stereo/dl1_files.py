@@ -17,6 +17,14 @@ from astropy.coordinates import SkyCoord
 from ctapipe.containers import CoordinateFrameType
 from ctapipe.instrument import SubarrayDescription
 
+from ..io.products import (
+    DL1,
+    ProductError,
+    ProductMark,
+    one_line,
+    verify_hdf5_product,
+)
+
 __all__ = [
     "StereoInputError",
     "TelescopeEvents",
@@ -50,6 +58,8 @@ class TelescopeEvents:
     event_type: np.ndarray
     #: ICRS target of the first observation block, None if not tracking one
     target: SkyCoord | None = None
+    #: the file's completeness mark
+    mark: ProductMark | None = None
 
     def __len__(self):
         return len(self.event_id)
@@ -90,16 +100,23 @@ def read_telescope_events(path):
     Raises
     ------
     StereoInputError
-        If the file is not a readable ctapipe DL1 file of one telescope with
-        events, or its telescope trigger table does not have one row per event.
+        If the file is not a complete (marked) and consistent DL1 product of
+        one telescope with events, or its telescope trigger table does not have
+        one row per event.
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise StereoInputError(f"{path}: does not exist")
+    try:
+        mark = verify_hdf5_product(path, kinds=(DL1,))
+    except ProductError as err:
+        raise StereoInputError(str(err)) from err
     try:
         h5file = tables.open_file(path, mode="r")
     except (OSError, tables.HDF5ExtError) as err:
-        raise StereoInputError(f"{path}: not a readable HDF5 file ({err})") from err
+        raise StereoInputError(
+            f"{path}: not a readable HDF5 file ({one_line(err)})"
+        ) from err
     with h5file:
         for node in (TRIGGER, TEL_TRIGGER, "/configuration/instrument"):
             if node not in h5file:
@@ -107,7 +124,9 @@ def read_telescope_events(path):
         try:
             subarray = SubarrayDescription.from_hdf(h5file)
         except Exception as err:
-            raise StereoInputError(f"{path}: cannot read the subarray ({err})") from err
+            raise StereoInputError(
+                f"{path}: cannot read the subarray ({one_line(err)})"
+            ) from err
         if len(subarray.tel_ids) != 1:
             raise StereoInputError(
                 f"{path}: holds telescopes {list(subarray.tel_ids)}; the stereo merge "
@@ -130,6 +149,7 @@ def read_telescope_events(path):
                 f"{path}: {TEL_TRIGGER} does not have one row per event of {TRIGGER}"
             )
         return TelescopeEvents(
+            mark=mark,
             target=_target(h5file),
             path=path,
             tel_id=tel_id,

@@ -24,6 +24,7 @@ filters and attributes (the ``CTAFIELD_*`` metadata ctapipe's readers use).
 import logging
 import uuid
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,7 @@ from ctapipe.instrument import SubarrayDescription
 from ctapipe.io import write_table
 from tqdm.auto import tqdm
 
+from ..io.products import one_line
 from .dl1_files import TRIGGER, StereoInputError, time_ns
 from .matching import event_keys
 
@@ -246,6 +248,18 @@ class _InputFiles:
         self.handles.clear()
 
 
+@contextmanager
+def _reading(source):
+    """HDF5 errors while reading an input table, as an error naming the file:
+    the input check reads the structure, not every byte (that is the copy)."""
+    try:
+        yield
+    except (tables.HDF5ExtError, OSError) as err:
+        raise StereoInputError(
+            f"{source.file}: damaged data in {source.node} ({one_line(err)})"
+        ) from err
+
+
 def _event_lookup(events):
     """Sorted (obs_id, event_id) keys of a file's events, their row order, runs."""
     keys = event_keys(events.obs_id, events.event_id)
@@ -383,13 +397,17 @@ class _StereoWriter:
 
     def _copy_rows(self, out, path, sources):
         if path.startswith((POINTING, "/configuration/observation/")):
-            rows = np.concatenate([self.inputs.node(s).read() for s in sources])
-            out.append(self._select(path, rows))
+            parts = []
+            for source in sources:
+                with _reading(source):
+                    parts.append(self.inputs.node(source).read())
+            out.append(self._select(path, np.concatenate(parts)))
             return
         for source in sources:
-            node = self.inputs.node(source)
-            for start in range(0, source.nrows, CHUNK_ROWS):
-                out.append(node.read(start, start + CHUNK_ROWS))
+            with _reading(source):
+                node = self.inputs.node(source)
+                for start in range(0, source.nrows, CHUNK_ROWS):
+                    out.append(node.read(start, start + CHUNK_ROWS))
 
     def _select(self, path, rows):
         """Pointing in time order; observation blocks of the output's obs_ids."""
@@ -424,8 +442,9 @@ class _StereoWriter:
                 here = np.flatnonzero(which[start:stop] == i)
                 coordinates = row[start:stop][here]
                 by_row = np.argsort(coordinates)
-                node = self.inputs.node(sources[i])
-                values = node.read_coordinates(coordinates[by_row])
+                with _reading(sources[i]):
+                    node = self.inputs.node(sources[i])
+                    values = node.read_coordinates(coordinates[by_row])
                 for name in copied:
                     chunk[name][here[by_row]] = values[name]
             events = out_event[start:stop]

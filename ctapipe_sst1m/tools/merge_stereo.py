@@ -1,6 +1,5 @@
 """Merge the DL1 files of SST-1M tel 21 and tel 22 into one file of stereo events."""
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +8,12 @@ from astropy.table import Table
 from ctapipe.core import Provenance, Tool, traits
 from ctapipe.io import write_table
 
+from ..io.products import (
+    DL1_STEREO,
+    atomic_output,
+    remove_stale_partials,
+    write_hdf5_mark,
+)
 from ..stereo.dl1_files import (
     StereoInputError,
     concatenate_events,
@@ -110,6 +115,7 @@ class MergeStereoTool(Tool):
         if self.output_path is None:
             self._fail("no output file given (--output)")
         self.output_path = Path(self.output_path)
+        remove_stale_partials(self.output_path, self.log)
         if self.output_path.exists() and not self.overwrite:
             self._fail(f"{self.output_path} exists; use --overwrite to replace it")
         if self.output_path.resolve() in {Path(f).resolve() for f in files}:
@@ -202,25 +208,31 @@ class MergeStereoTool(Tool):
         )
         if len(self.events) == 0:
             self._fail(f"no stereo events: {self._describe_counts()}; nothing written")
-        partial = self.output_path.with_name(f".{self.output_path.name}.partial")
         try:
-            with tables.open_file(partial, mode="w") as h5out:
-                n_dropped = write_stereo_file(
-                    h5out, self.groups, self.events, subarray, self.progress_bar
+            with atomic_output(self.output_path) as partial:
+                with tables.open_file(partial, mode="w") as h5out:
+                    n_dropped = write_stereo_file(
+                        h5out, self.groups, self.events, subarray, self.progress_bar
+                    )
+                    write_origin_table(
+                        h5out,
+                        self.events,
+                        events1,
+                        events2,
+                        tel_ids,
+                        self.info.get("offset", 0),
+                    )
+                    write_table(self._counts_table(), h5out, COUNTS_TABLE)
+                write_hdf5_mark(
+                    partial,
+                    DL1_STEREO,
+                    events_in=len(events1["event_id"]) + len(events2["event_id"]),
+                    events_out=len(self.events),
+                    counts=self._mark_counts(),
+                    inputs=[f.path.name for files in self.groups.values() for f in files],
                 )
-                write_origin_table(
-                    h5out,
-                    self.events,
-                    events1,
-                    events2,
-                    tel_ids,
-                    self.info.get("offset", 0),
-                )
-                write_table(self._counts_table(), h5out, COUNTS_TABLE)
-            os.replace(partial, self.output_path)
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
+        except StereoInputError as err:
+            self._fail(str(err))
         if n_dropped:
             self.log.info("%d rows of unpaired events' tables not written", n_dropped)
         Provenance().add_output_file(self.output_path, role="DL1/Event")
@@ -241,6 +253,16 @@ class MergeStereoTool(Tool):
         )
         table.meta["SOFTWARE"] = f"ctapipe-sst1m {__version__}"
         return table
+
+    def _mark_counts(self):
+        """Every input event: paired (counted once per telescope), or why not."""
+        counts = {}
+        status = "written alone" if self.include_unmatched else "not written"
+        for tel_id, unmatched in self._unmatched().items():
+            counts[f"tel {tel_id}: paired"] = self.result.n_pairs
+            for reason, n in unmatched.items():
+                counts[f"tel {tel_id}: {status}: {reason}"] = n
+        return counts
 
     def _unmatched(self):
         """tel_id -> reason -> number of unpaired events."""

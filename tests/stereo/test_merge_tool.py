@@ -314,7 +314,7 @@ def test_bad_inputs(tmp_path, data_dl1):
 
     truncated = tmp_path / "truncated.dl1.h5"
     truncated.write_bytes(tel22.read_bytes()[:20_000])
-    cases["truncated file"] = (tel21, truncated), "not a readable HDF5 file"
+    cases["truncated file"] = (tel21, truncated), "unreadable HDF5 (truncated or damaged"
     cases["missing file"] = (tel21, tmp_path / "nope.h5"), "does not exist"
     # White Rabbit times are only there since 2023-09-25
     cases["no White Rabbit"] = (
