@@ -1,9 +1,8 @@
 """Write GADF DL3 files of observed SST-1M runs, with their IRFs, for gammapy."""
 
-import shutil
-import tempfile
 from pathlib import Path
 
+import numpy as np
 from astropy.io import fits
 from ctapipe.core import Provenance, Tool, traits
 
@@ -15,6 +14,18 @@ from ..dl3.gadf import (
     obs_index_row,
     obs_index_table,
     observation_hdus,
+)
+from ..io.products import (
+    DL2,
+    DL3,
+    DL3_INDEX,
+    IRF,
+    ProductError,
+    one_line,
+    remove_stale_partials,
+    verify_fits_product,
+    verify_hdf5_product,
+    write_fits_product,
 )
 
 __all__ = ["DL3Tool", "main"]
@@ -88,12 +99,21 @@ class DL3Tool(Tool):
         if not self.files:
             self._fail("no DL2 input files given")
         try:
+            verify_fits_product(self.cuts_file, require_mark=False)
             self.cuts = read_cuts(self.cuts_file)
             self._check_cuts()
             self.irf_hdus = self._read_irf()
-        except DL3InputError as err:
+        except (DL3InputError, ProductError) as err:
             self._fail(str(err))
+        except Exception as err:
+            self.log.debug("reading the cuts and IRFs", exc_info=True)
+            self._fail(
+                f"{self.cuts_file} or {self.irf_file}: not readable as cuts and IRFs "
+                f"({type(err).__name__}: {one_line(err)})"
+            )
         self.output_dir = Path(self.output_dir)
+        if self.output_dir.exists() and not self.output_dir.is_dir():
+            self._fail(f"{self.output_dir}: exists and is not a directory")
 
     @property
     def prefixes(self):
@@ -118,12 +138,25 @@ class DL3Tool(Tool):
                 )
 
     def _read_irf(self):
-        try:
-            with fits.open(self.irf_file) as hdus:
-                self.irf_header = hdus[0].header.copy()
-                irf = [h.copy() for h in hdus[1:] if h.name not in SKIPPED_IRF_HDUS]
-        except OSError as err:
-            raise DL3InputError(f"{self.irf_file}: not a FITS file ({err})") from err
+        header = verify_fits_product(self.irf_file, kinds=(IRF,), require_mark=False)
+        if not header.get("SSTCOMPL", False):
+            self.log.warning(
+                "%s has no completeness mark or checksums (not written by "
+                "ctapipe-sst1m-compute-irf): read to its end, not verified",
+                self.irf_file,
+            )
+        with fits.open(self.irf_file) as hdus:
+            self.irf_header = hdus[0].header.copy()
+            irf = [h.copy() for h in hdus[1:] if h.name not in SKIPPED_IRF_HDUS]
+        for hdu in irf:
+            for column in hdu.columns.names:
+                values = np.asarray(hdu.data[column])
+                if values.dtype.kind == "f" and np.isnan(values).any():
+                    raise DL3InputError(
+                        f"{self.irf_file}: {np.count_nonzero(np.isnan(values))} of "
+                        f"{values.size} values of {hdu.name} {column} are NaN, not "
+                        "valid IRFs; recompute them with ctapipe-sst1m-compute-irf"
+                    )
         recorded = [self.irf_header.get(k) for k in ("ENERGREC", "GEOMREC", "GHCLASS")]
         if None in recorded:
             self.log.warning(
@@ -152,9 +185,25 @@ class DL3Tool(Tool):
         runs = []
         for path in self.files:
             try:
+                self._check_output_is_not_input(path)
+                verify_hdf5_product(path, kinds=(DL2,), require_mark=False)
                 run = read_run_events(path, self.cuts, self.prefixes)
-            except DL3InputError as err:
+            except (DL3InputError, ProductError) as err:
                 self._fail(str(err))
+            except Exception as err:
+                # whatever ctapipe's readers raise on a file that is not a DL2
+                # product of an observed run: one line, the traceback at DEBUG
+                self.log.debug("reading %s", path, exc_info=True)
+                self._fail(
+                    f"{path}: not a readable DL2 file of an observed run "
+                    f"({type(err).__name__}: {one_line(err)})"
+                )
+            if len(run.events) == 0:
+                self.log.warning(
+                    "%s: no event passes the cuts (of %d); its DL3 file has no events",
+                    path,
+                    run.n_triggers,
+                )
             self._check_mode(path, run)
             runs.append((path, run))
         modes = {run.pointing_mode for _, run in runs}
@@ -172,27 +221,49 @@ class DL3Tool(Tool):
             self._fail(f"{existing} exist in {self.output_dir}; use --overwrite")
 
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=self.output_dir, prefix=".dl3-") as tmp:
-            index_rows, obs_rows = [], []
-            for (path, run), name in zip(runs, names, strict=False):
-                hdus = observation_hdus(run, self.irf_hdus)
-                hdus.writeto(Path(tmp) / name)
-                index_rows.append((run.obs_id, name, hdus))
-                obs_rows.append(obs_index_row(run, hdus))
-                self.log.info(
-                    "%s: obs_id %d, %d of %d events",
-                    path.name,
-                    run.obs_id,
-                    len(run.events),
-                    run.n_triggers,
-                )
-            hdu_index_table(index_rows).write(Path(tmp) / "hdu-index.fits.gz")
-            obs_index_table(obs_rows).write(Path(tmp) / "obs-index.fits.gz")
-            for name in names:
-                shutil.move(Path(tmp) / name, self.output_dir / name)
-                Provenance().add_output_file(self.output_dir / name, role="DL3")
+        for name in names:
+            remove_stale_partials(self.output_dir / name, self.log)
+        # each file is written under a temporary name and renamed when complete;
+        # the indexes last, so they only list complete files
+        index_rows, obs_rows = [], []
+        for (path, run), name in zip(runs, names, strict=False):
+            hdus = observation_hdus(run, self.irf_hdus)
+            write_fits_product(
+                hdus,
+                self.output_dir / name,
+                DL3,
+                events_in=run.n_triggers,
+                events_out=len(run.events),
+            )
+            index_rows.append((run.obs_id, name, hdus))
+            obs_rows.append(obs_index_row(run, hdus))
+            self.log.info(
+                "%s: obs_id %d, %d of %d events",
+                path.name,
+                run.obs_id,
+                len(run.events),
+                run.n_triggers,
+            )
+        for name, table in (
+            ("hdu-index.fits.gz", hdu_index_table(index_rows)),
+            ("obs-index.fits.gz", obs_index_table(obs_rows)),
+        ):
+            index = fits.HDUList([fits.PrimaryHDU(), fits.table_to_hdu(table)])
+            write_fits_product(index, self.output_dir / name, DL3_INDEX)
+        for name in names:
+            Provenance().add_output_file(self.output_dir / name, role="DL3")
         for path in self.files:
             Provenance().add_input_file(path, role="DL2/Event")
+
+    def _check_output_is_not_input(self, path):
+        outputs = {
+            (self.output_dir / n).resolve()
+            for n in ("hdu-index.fits.gz", "obs-index.fits.gz")
+        }
+        if path.resolve().parent == self.output_dir.resolve() and (
+            path.resolve() in outputs or path.name.endswith(".dl3.fits.gz")
+        ):
+            raise DL3InputError(f"{path}: an input is one of the DL3 outputs")
 
     def _check_mode(self, path, run):
         irf_tels = self.irf_header.get("TELLIST")

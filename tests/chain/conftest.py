@@ -195,3 +195,10 @@ def chain(tmp_path_factory, toy_dl2):
     return dict(
         dl2=dl2, cuts=cuts, irf=irf, benchmarks=benchmarks, models=(energy, classifier)
     )
+
+
+@pytest.fixture(scope="session")
+def observed_dl2(tmp_path_factory, observed_dl1, chain):
+    """The observed runs with the energy and gammaness of the trained models."""
+    tmp = tmp_path_factory.mktemp("observed_dl2")
+    return apply_models(tmp, observed_dl1, chain["models"], "dl2")
