@@ -7,6 +7,7 @@ from ctapipe_sst1m.calib.pedestal_charges import PedestalChargeMonitor
 from ctapipe_sst1m.image import SST1MImageCleaner
 from ctapipe_sst1m.io import SST1MEventSource
 from ctapipe_sst1m.stereo import SST1MArrayPointing, StereoEventMatcher
+from ctapipe_sst1m.tools.check import CheckTool
 from ctapipe_sst1m.tools.dl3 import DL3Tool
 from ctapipe_sst1m.tools.merge_stereo import MergeStereoTool
 from ctapipe_sst1m.tools.quickstart import QuickStartTool
@@ -23,6 +24,7 @@ COMPONENTS = [
     QuickStartTool,
     MergeStereoTool,
     DL3Tool,
+    CheckTool,
 ]
 
 

@@ -9,7 +9,7 @@ import tables
 from astropy.io import fits
 from ctapipe.core import Tool, traits
 
-from ..calib.simulation import SimTelFileError, scan_simtel_file
+from ..calib.simtel_files import SimTelFileError, scan_simtel_file
 from ..io.products import (
     DL3,
     IRF,

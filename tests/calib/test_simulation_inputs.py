@@ -21,11 +21,8 @@ from ctapipe.core import Provenance, ToolConfigurationError, run_tool
 from ctapipe.io import SimTelEventSource
 from ctapipe.tools.process import ProcessorTool
 
-from ctapipe_sst1m.calib.simulation import (
-    SimTelFileError,
-    SST1MSimulationCorrections,
-    scan_simtel_file,
-)
+from ctapipe_sst1m.calib.simtel_files import SimTelFileError, scan_simtel_file
+from ctapipe_sst1m.calib.simulation import SST1MSimulationCorrections
 from ctapipe_sst1m.io.products import DL1, ProductError, verify_hdf5_product
 
 MC_CONFIG = files("ctapipe_sst1m") / "resources/sst1m_mc.yaml"
