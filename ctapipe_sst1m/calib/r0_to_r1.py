@@ -35,7 +35,7 @@ the tel 21 ones before its swap). Window factors belong to the physical pixels.
 import astropy.units as u
 import numpy as np
 from astropy.time import Time
-from ctapipe.core import TelescopeComponent
+from ctapipe.core import Provenance, TelescopeComponent
 from ctapipe.core.traits import (
     Bool,
     BoolTelescopeParameter,
@@ -367,6 +367,7 @@ class SST1MR1Calibrator(TelescopeComponent):
             return default_gain_table(model)
         n_pixels = self.subarray.tel[tel_id].camera.geometry.n_pixels
         gains = read_gain_file(path, n_pixels=n_pixels)
+        Provenance().add_input_file(str(path), role="calibration/gains", add_meta=False)
         # a renamed file keeps its content: the name is only a fallback
         file_tel, evidence = telescope_of_gains(gains)
         name_tel = telescope_of_file(path)
@@ -409,6 +410,7 @@ class SST1MR1Calibrator(TelescopeComponent):
             factors, sha256 = read_window_file(path, n_pixels=n_pixels)
             return factors, f"ctapipe_sst1m default {path.name}", sha256
         factors, sha256 = read_window_file(path, n_pixels=n_pixels)
+        Provenance().add_input_file(str(path), role="calibration/window", add_meta=False)
         window_tel, evidence = telescope_of_window(path, factors)
         if window_tel is None:
             self.log.warning("%s %s: not checked against tel %d", path, evidence, model)

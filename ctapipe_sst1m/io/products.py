@@ -52,6 +52,7 @@ __all__ = [
     "ProductError",
     "ProductMark",
     "atomic_output",
+    "nan_columns",
     "one_line",
     "read_hdf5_mark",
     "registered_files",
@@ -125,6 +126,42 @@ def one_line(err):
         if causes and causes[-1] != "HDF5 error back trace":
             return causes[-1]
     return " ".join(lines) or type(err).__name__
+
+
+def _regular_file(path):
+    """``path`` as a Path, if it is a non-empty regular file."""
+    path = Path(path)
+    if path.is_dir():
+        raise ProductError(f"{path}: is a directory, not a product file")
+    if not path.is_file():
+        raise ProductError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise ProductError(f"{path}: empty file (0 bytes)")
+    return path
+
+
+def nan_columns(hdus):
+    """
+    The float columns of FITS tables that hold NaN (not valid in GADF IRFs).
+
+    Parameters
+    ----------
+    hdus : iterable of astropy.io.fits.BinTableHDU
+
+    Returns
+    -------
+    list of (str, str, int, int)
+        HDU name, column, NaN values, all values.
+    """
+    found = []
+    for hdu in hdus:
+        if not isinstance(hdu, fits.BinTableHDU):
+            continue
+        for column in hdu.columns.names:
+            values = np.asarray(hdu.data[column])
+            if values.dtype.kind == "f" and np.isnan(values).any():
+                found.append((hdu.name, column, int(np.isnan(values).sum()), values.size))
+    return found
 
 
 def _now():
@@ -328,13 +365,7 @@ def verify_hdf5_product(path, kinds=None, require_mark=True, deep=False):
     ProductError
         Naming the file and what is missing, inconsistent or damaged.
     """
-    path = Path(path)
-    if path.is_dir():
-        raise ProductError(f"{path}: is a directory, not a product file")
-    if not path.is_file():
-        raise ProductError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise ProductError(f"{path}: empty file (0 bytes)")
+    path = _regular_file(path)
     if not tables.is_hdf5_file(str(path)):
         raise ProductError(f"{path}: not an HDF5 file")
     try:
@@ -552,13 +583,7 @@ def verify_fits_product(path, kinds=None, require_mark=True):
     """
     import warnings
 
-    path = Path(path)
-    if path.is_dir():
-        raise ProductError(f"{path}: is a directory, not a product file")
-    if not path.is_file():
-        raise ProductError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise ProductError(f"{path}: empty file (0 bytes)")
+    path = _regular_file(path)
     _check_gzip_stream(path)
     try:
         with warnings.catch_warnings():

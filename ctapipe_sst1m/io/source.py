@@ -26,7 +26,7 @@ from ctapipe.containers import (
     TelescopeTriggerContainer,
     TriggerContainer,
 )
-from ctapipe.core import ToolConfigurationError
+from ctapipe.core import Provenance, ToolConfigurationError
 from ctapipe.core.traits import (
     Bool,
     CaselessStrEnum,
@@ -290,6 +290,9 @@ class SST1MEventSource(EventSource):
             )
         for header in self.headers:
             check_file_integrity(header, verify_checksums=self.verify_checksums)
+        for path in self.files:
+            # the raw chunks read, in ctapipe's provenance record of the tool
+            Provenance().add_input_file(str(path), role="R0/Event", add_meta=False)
         if sum(h.n_events for h in self.headers) == 0:
             raise DigiCamFileError(
                 f"{', '.join(map(str, self.files))}: empty run, no events in the file(s)"

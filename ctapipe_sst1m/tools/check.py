@@ -4,7 +4,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import tables
 from astropy.io import fits
 from ctapipe.core import Tool, traits
@@ -14,6 +13,7 @@ from ..io.products import (
     DL3,
     IRF,
     ProductError,
+    nan_columns,
     verify_fits_product,
     verify_hdf5_product,
 )
@@ -90,15 +90,9 @@ def _check_fits(path, allow_unmarked):
     kind = header.get("SSTPROD", "FITS")
     with fits.open(path) as hdus:
         names = [h.name for h in hdus[1:]]
-        if kind == IRF:
-            for hdu in hdus[1:]:
-                for column in hdu.columns.names:
-                    values = np.asarray(hdu.data[column])
-                    if values.dtype.kind == "f" and np.isnan(values).any():
-                        raise ProductError(
-                            f"{path}: NaN in {hdu.name} {column} "
-                            f"({np.count_nonzero(np.isnan(values))} of {values.size})"
-                        )
+        if kind == IRF and (nan := nan_columns(hdus[1:])):
+            name, column, n_nan, size = nan[0]
+            raise ProductError(f"{path}: NaN in {name} {column} ({n_nan} of {size})")
         if kind == DL3:
             n_events = len(hdus["EVENTS"].data)
             if n_events != header.get("SSTEVOUT", n_events):

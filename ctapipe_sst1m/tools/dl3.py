@@ -2,7 +2,6 @@
 
 from pathlib import Path
 
-import numpy as np
 from astropy.io import fits
 from ctapipe.core import Provenance, Tool, traits
 
@@ -21,6 +20,7 @@ from ..io.products import (
     DL3_INDEX,
     IRF,
     ProductError,
+    nan_columns,
     one_line,
     remove_stale_partials,
     verify_fits_product,
@@ -148,15 +148,12 @@ class DL3Tool(Tool):
         with fits.open(self.irf_file) as hdus:
             self.irf_header = hdus[0].header.copy()
             irf = [h.copy() for h in hdus[1:] if h.name not in SKIPPED_IRF_HDUS]
-        for hdu in irf:
-            for column in hdu.columns.names:
-                values = np.asarray(hdu.data[column])
-                if values.dtype.kind == "f" and np.isnan(values).any():
-                    raise DL3InputError(
-                        f"{self.irf_file}: {np.count_nonzero(np.isnan(values))} of "
-                        f"{values.size} values of {hdu.name} {column} are NaN, not "
-                        "valid IRFs; recompute them with ctapipe-sst1m-compute-irf"
-                    )
+        if nan := nan_columns(irf):
+            name, column, n_nan, size = nan[0]
+            raise DL3InputError(
+                f"{self.irf_file}: {n_nan} of {size} values of {name} {column} are "
+                "NaN, not valid IRFs; recompute them with ctapipe-sst1m-compute-irf"
+            )
         recorded = [self.irf_header.get(k) for k in ("ENERGREC", "GEOMREC", "GHCLASS")]
         if None in recorded:
             self.log.warning(

@@ -79,6 +79,9 @@ def test_datawriter_registers_its_output_with_provenance(tmp_path, embedded_raw_
     activity = Provenance().finished_activities[-1]
     outputs = [o["url"] for o in activity.output if o["role"] == "DL1/Event"]
     assert str(output) in outputs
+    # the source registers the raw chunks it reads
+    inputs = [i["url"] for i in activity.input if i["role"] == "R0/Event"]
+    assert inputs == [str(embedded_raw_file)]
 
 
 def test_source_under_another_tool_says_nothing_was_marked(

@@ -14,6 +14,7 @@ from ctapipe.instrument import SubarrayDescription
 from ctapipe.io import HDF5EventSource, TableLoader, read_table
 
 from ctapipe_sst1m.instrument import load_sst1m_subarray
+from ctapipe_sst1m.io.products import verify_hdf5_product
 from ctapipe_sst1m.stereo import SST1MArrayPointing
 from ctapipe_sst1m.stereo.dl1_files import time_ns
 from ctapipe_sst1m.tools.merge_stereo import MergeStereoTool
@@ -212,6 +213,11 @@ def test_array_pointing_for_the_stereo_reconstruction(tmp_path, data_dl1):
     )
     geometry = read_table(dl2, "/dl2/event/subarray/geometry/HillasReconstructor")
     assert len(geometry) == len(read_table(output, "/dl1/event/subarray/trigger"))
+    # both products complete: the merge's and the DL2 marked by SST1MArrayPointing
+    merged_mark = verify_hdf5_product(output, kinds=("DL1-stereo",), deep=True)
+    dl2_mark = verify_hdf5_product(dl2, kinds=("DL2",), deep=True)
+    assert dl2_mark.events_in == dl2_mark.events_out == merged_mark.events_out
+    assert dl2_mark.inputs == [output.name]
 
 
 def test_prod4_merged_equals_two_telescope_stream(tmp_path, prod4_dl1):

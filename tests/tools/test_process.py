@@ -163,8 +163,9 @@ def bad_inputs(tmp_path, raw_dir, embedded_raw_file):
     noise.write_bytes(np.random.default_rng(0).bytes(50_000))
     unclaimed = "Could not find compatible EventSource"
     return {
-        "empty": (empty, [unclaimed, "file is empty (0 bytes)"]),
-        "random bytes": (noise, [unclaimed, "not a readable FITS file"]),
+        # damaged files named like raw data are claimed and refused with the reason
+        "empty": (empty, ["file is empty (0 bytes)"]),
+        "random bytes": (noise, ["not a readable FITS file"]),
         "truncated": (
             truncated_copy(
                 embedded_raw_file, tmp_path / "SST1M2_20180822_0093.fits.fz", size // 2
@@ -179,11 +180,13 @@ def bad_inputs(tmp_path, raw_dir, embedded_raw_file):
         ),
         "LST": (
             Path(shutil.copy(raw_dir / "example_LST_R1_10_evts.fits.fz", tmp_path)),
-            [unclaimed, "holds 'ProtoR1.CameraEvent'"],
+            # well-formed files of other cameras: left to their own sources, the
+            # reason only at DEBUG (users of those cameras see nothing of ours)
+            [unclaimed],
         ),
         "NectarCAM": (
             Path(shutil.copy(raw_dir / "example_9evts_NectarCAM.fits.fz", tmp_path)),
-            [unclaimed, "lacks the DigiCam columns"],
+            [unclaimed],
         ),
     }
 
