@@ -3,7 +3,7 @@ and writes complete, checksummed IRF files or none."""
 
 import numpy as np
 from astropy.io import fits
-from ctapipe.core import Provenance
+from ctapipe.core import Provenance, ToolConfigurationError
 from ctapipe.instrument import SubarrayDescription
 from ctapipe.io import DL2EventPreprocessor
 from ctapipe.tools.compute_irf import IrfTool
@@ -11,7 +11,9 @@ from ctapipe.tools.compute_irf import IrfTool
 from ..io.products import (
     IRF,
     IRF_BENCHMARK,
+    ProductError,
     remove_stale_partials,
+    verify_hdf5_product,
     write_fits_product,
 )
 
@@ -41,6 +43,14 @@ class SST1MIrfTool(IrfTool):
         for path in (self.output_path, self.benchmarks_output_path):
             if path is not None:
                 remove_stale_partials(path, self.log)
+        # DL2 of ctapipe-apply-models carry no mark: their tables must agree
+        for path in (self.gamma_file, self.proton_file, self.electron_file):
+            if path is None:
+                continue
+            try:
+                verify_hdf5_product(path, require_mark=False)
+            except ProductError as err:
+                raise ToolConfigurationError(str(err)) from err
         super().setup()
 
     def finish(self):

@@ -218,6 +218,26 @@ def undocumented(results):
     return sorted(set(results) - names)
 
 
+def interrupt(command, output, sig, delay, cwd):
+    """Start ``command``, send ``sig`` ``delay`` s after ``output`` (or its hidden
+    temporary file) appears, or after the start if ``output`` is None; return
+    the exit code and the log."""
+    process = subprocess.Popen(
+        command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    start = time.monotonic()
+    while output is not None and process.poll() is None:
+        visible = output.exists() or any(cwd.glob(f".{output.name}*"))
+        if visible or time.monotonic() - start > 60:
+            break
+        time.sleep(0.005)
+    time.sleep(delay)
+    if process.poll() is None:
+        process.send_signal(sig)
+    _, stderr = process.communicate(timeout=120)
+    return process.returncode, stderr.decode()
+
+
 # ---------------------------------------------------------------- raw files
 
 

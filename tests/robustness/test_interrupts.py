@@ -6,7 +6,6 @@ is complete, or what it left is refused.
 
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -15,29 +14,10 @@ import tables
 from ctapipe_sst1m.io.products import ProductError, verify_hdf5_product
 
 from ..conftest import REPO
-from .corpus import MERGE, PROCESS
+from .corpus import MERGE, PROCESS, interrupt
 
 SST1M_YAML = REPO / "ctapipe_sst1m" / "resources" / "sst1m.yaml"
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)
-
-
-def interrupt(command, output, sig, delay, cwd):
-    """Start ``command``, send ``sig`` ``delay`` s after ``output`` appears (or
-    after start for tools writing a hidden file first); return the exit code."""
-    process = subprocess.Popen(
-        command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    start = time.monotonic()
-    while process.poll() is None and time.monotonic() - start < 60:
-        visible = output.exists() or any(cwd.glob(f".{output.name}*"))
-        if visible:
-            break
-        time.sleep(0.005)
-    time.sleep(delay)
-    if process.poll() is None:
-        process.send_signal(sig)
-    _, stderr = process.communicate(timeout=120)
-    return process.returncode, stderr.decode()
 
 
 def written_events(path):
