@@ -327,8 +327,9 @@ def check_config_sections(config: Config) -> list[str]:
     top-level key of ``config``, and every capitalised key nested in a section
     (traitlets reads ``SST1MEventSource: {SST1MR1Calibrator: ...}`` as a nested
     section), is compared with the names of all the subclasses of
-    `traitlets.config.Configurable`, after importing ctapipe's component
-    subpackages, its plugins and the modules of the ``ctapipe*`` tools.
+    `traitlets.config.Configurable`; if some are unknown, again after importing
+    ctapipe's component subpackages, its plugins and the modules of the
+    ``ctapipe*`` tools.
 
     A name equal to a component name but for letter case, or closer to one than
     a difflib ratio of `CLOSE_MATCH` (0.9), is a misspelling and refused. Other
@@ -352,8 +353,12 @@ def check_config_sections(config: Config) -> list[str]:
         ``config section 'SST1MEventSourse' matches no component; did you mean
         'SST1MEventSource'?``, one sentence per misspelt section, on one line.
     """
-    _import_components()
     names = _configurable_names()
+    if list(_unknown_sections(config, names)):
+        # only then pay for importing every component module (0.2 s in
+        # ctapipe-process): the usual config names classes already imported
+        _import_components()
+        names = _configurable_names()
     misspelt, unknown = [], []
     for path, key in _unknown_sections(config, names):
         match = _close_match(key, names)
