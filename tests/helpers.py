@@ -8,7 +8,7 @@ import sys
 import numpy as np
 from astropy.table import Table
 
-from ctapipe_sst1m.io.products import DL1, write_hdf5_mark
+from ctapipe_sst1m.core.products import DL1, write_hdf5_mark
 
 CARD = 80
 BLOCK = 2880

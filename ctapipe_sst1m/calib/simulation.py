@@ -13,7 +13,7 @@ names this source (``sst1m_mc.yaml``).
 The source also guards the DL1 product of ``ctapipe-process``: the sim_telarray
 input is checked complete before any event is processed (`scan_simtel_file`:
 a file cut short or with damaged compressed data is refused), and the DL1
-output is marked complete (`ctapipe_sst1m.io.products`) once the tool has
+output is marked complete (`ctapipe_sst1m.core.products`) once the tool has
 written it to the end.
 """
 
@@ -34,7 +34,7 @@ from ctapipe.io.hdf5dataformat import (
     SHOWER_DISTRIBUTION_TABLE,
 )
 
-from ..io.products import DL1, ProductError, registered_files, write_hdf5_mark
+from ..core.products import DL1, ProductError, registered_files, write_hdf5_mark
 from .simtel_files import SimTelFileError, is_simtel_file, scan_simtel_file
 
 __all__ = [

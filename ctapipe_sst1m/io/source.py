@@ -46,6 +46,7 @@ from ctapipe.io.hdf5dataformat import (
 
 from ..calib import SST1MR1Calibrator, check_config_sections, check_image_extractor
 from ..calib.pedestal_charges import PedestalChargeMonitor
+from ..core.products import DL1, registered_files, write_hdf5_mark
 from ..instrument import SST1M_TEL_IDS, add_telescope, load_sst1m_subarray
 from ..version import __version__
 from .containers import (
@@ -58,7 +59,6 @@ from .containers import (
 from .decoding import decode, decode_files
 from .event_time import CameraClock, clock_scale_for
 from .pointing import AltAzTracker, Target, parse_target
-from .products import DL1, registered_files, write_hdf5_mark
 from .zfits import (
     DigiCamFileError,
     NotDigiCamFileError,

@@ -12,7 +12,7 @@ HDF5EventSource interpolates from ``/dl0/monitoring/telescope/pointing``.
 An array pointing already given (simulations: AltAz observation blocks) is kept.
 
 Hosted by ``ctapipe-process``, it also marks the tool's DL2 output complete
-(`ctapipe_sst1m.io.products`) once every event of its input went through it.
+(`ctapipe_sst1m.core.products`) once every event of its input went through it.
 """
 
 import astropy.units as u
@@ -22,7 +22,7 @@ from astropy.table import Table
 from ctapipe.io import MonitoringSource, MonitoringType
 from ctapipe.io.hdf5dataformat import DL1_SUBARRAY_TRIGGER_TABLE
 
-from ..io.products import (
+from ..core.products import (
     DL2,
     ProductError,
     registered_files,

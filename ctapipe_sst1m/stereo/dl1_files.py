@@ -17,7 +17,7 @@ from astropy.coordinates import SkyCoord
 from ctapipe.containers import CoordinateFrameType
 from ctapipe.instrument import SubarrayDescription
 
-from ..io.products import (
+from ..core.products import (
     DL1,
     ProductError,
     ProductMark,

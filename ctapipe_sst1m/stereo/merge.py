@@ -37,7 +37,7 @@ from ctapipe.instrument import SubarrayDescription
 from ctapipe.io import write_table
 from tqdm.auto import tqdm
 
-from ..io.products import one_line
+from ..core.products import one_line
 from .dl1_files import TRIGGER, StereoInputError, time_ns
 from .matching import event_keys
 

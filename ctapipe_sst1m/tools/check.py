@@ -9,7 +9,7 @@ from astropy.io import fits
 from ctapipe.core import Tool, traits
 
 from ..calib.simtel_files import SimTelFileError, scan_simtel_file
-from ..io.products import (
+from ..core.products import (
     DL3,
     IRF,
     ProductError,

@@ -8,7 +8,7 @@ from ctapipe.instrument import SubarrayDescription
 from ctapipe.io import DL2EventPreprocessor
 from ctapipe.tools.compute_irf import IrfTool
 
-from ..io.products import (
+from ..core.products import (
     IRF,
     IRF_BENCHMARK,
     ProductError,

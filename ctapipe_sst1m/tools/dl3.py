@@ -5,16 +5,7 @@ from pathlib import Path
 from astropy.io import fits
 from ctapipe.core import Provenance, Tool, traits
 
-from ..dl3.events import DL3InputError, read_cuts, read_run_events
-from ..dl3.gadf import (
-    IRF_HDUS,
-    SKIPPED_IRF_HDUS,
-    hdu_index_table,
-    obs_index_row,
-    obs_index_table,
-    observation_hdus,
-)
-from ..io.products import (
+from ..core.products import (
     DL2,
     DL3,
     DL3_INDEX,
@@ -26,6 +17,15 @@ from ..io.products import (
     verify_fits_product,
     verify_hdf5_product,
     write_fits_product,
+)
+from ..dl3.events import DL3InputError, read_cuts, read_run_events
+from ..dl3.gadf import (
+    IRF_HDUS,
+    SKIPPED_IRF_HDUS,
+    hdu_index_table,
+    obs_index_row,
+    obs_index_table,
+    observation_hdus,
 )
 
 __all__ = ["DL3Tool", "main"]

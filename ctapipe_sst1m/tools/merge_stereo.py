@@ -8,7 +8,7 @@ from astropy.table import Table
 from ctapipe.core import Provenance, Tool, traits
 from ctapipe.io import write_table
 
-from ..io.products import (
+from ..core.products import (
     DL1_STEREO,
     atomic_output,
     remove_stale_partials,

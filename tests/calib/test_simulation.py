@@ -12,7 +12,7 @@ from ctapipe.tools.process import ProcessorTool
 
 from ctapipe_sst1m.calib import qe_files_in_history
 from ctapipe_sst1m.calib.simulation import pde_correction_table
-from ctapipe_sst1m.io.products import DL1, read_hdf5_mark, verify_hdf5_product
+from ctapipe_sst1m.core.products import DL1, read_hdf5_mark, verify_hdf5_product
 
 MC_CONFIG = files("ctapipe_sst1m") / "resources/sst1m_mc.yaml"
 PROD4 = (

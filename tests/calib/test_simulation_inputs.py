@@ -23,7 +23,7 @@ from ctapipe.tools.process import ProcessorTool
 
 from ctapipe_sst1m.calib.simtel_files import SimTelFileError, scan_simtel_file
 from ctapipe_sst1m.calib.simulation import SST1MSimulationCorrections
-from ctapipe_sst1m.io.products import DL1, ProductError, verify_hdf5_product
+from ctapipe_sst1m.core.products import DL1, ProductError, verify_hdf5_product
 
 MC_CONFIG = files("ctapipe_sst1m") / "resources/sst1m_mc.yaml"
 PROD4 = (

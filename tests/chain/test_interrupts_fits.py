@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from ctapipe_sst1m.io.products import ProductError, verify_fits_product
+from ctapipe_sst1m.core.products import ProductError, verify_fits_product
 
 from ..robustness.corpus import DL3, interrupt
 from .conftest import RESOURCES
 
 COMPUTE_IRF = str(Path(sys.executable).parent / "ctapipe-sst1m-compute-irf")
 #: seconds after the start: imports take a few seconds, the work a few more
-DELAYS = (2.0, 5.0, 8.0)
+DELAYS = (3.0, 7.0)
 
 
 def _fits_left(directory, final_names):

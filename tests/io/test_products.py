@@ -10,7 +10,7 @@ from ctapipe.core import Provenance, Tool, run_tool
 from ctapipe.io import EventSource
 from ctapipe.tools.process import ProcessorTool
 
-from ctapipe_sst1m.io.products import (
+from ctapipe_sst1m.core.products import (
     DL1,
     MARK_TABLE,
     ProductError,

@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ctapipe_sst1m.io.products import ProductError, verify_hdf5_product
+from ctapipe_sst1m.core.products import ProductError, verify_hdf5_product
 
 BIN = Path(sys.executable).parent
 PROCESS = str(BIN / "ctapipe-process")
@@ -584,7 +584,7 @@ def merge_cases(tmp, tel21, tel22, raw_file):
     """ctapipe-sst1m-merge-stereo on damaged or wrong DL1 inputs."""
     import tables
 
-    from ctapipe_sst1m.io.products import MARK_TABLE
+    from ctapipe_sst1m.core.products import MARK_TABLE
 
     good = tel22.read_bytes()
     cases = []

@@ -13,8 +13,8 @@ from ctapipe.core import run_tool
 from ctapipe.instrument import SubarrayDescription
 from ctapipe.io import HDF5EventSource, TableLoader, read_table
 
+from ctapipe_sst1m.core.products import verify_hdf5_product
 from ctapipe_sst1m.instrument import load_sst1m_subarray
-from ctapipe_sst1m.io.products import verify_hdf5_product
 from ctapipe_sst1m.stereo import SST1MArrayPointing
 from ctapipe_sst1m.stereo.dl1_files import time_ns
 from ctapipe_sst1m.tools.merge_stereo import MergeStereoTool
