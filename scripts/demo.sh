@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up the environment (if needed) and process the real SST-1M DigiCam file shipped
 # inside protozfits (tel 22, 2018-08-23, 32 events) from R0 to DL1 with the stock
-# ctapipe-process and the package's sst1m.yaml, then show what ctapipe reads back.
+# ctapipe-process and the package's sst1m.yaml, check the product is complete, then
+# show what ctapipe reads back.
 # Usage: bash scripts/demo.sh [OUTPUT_DIR]   (default: demo_output)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -14,6 +15,8 @@ input="$("$VENV_PYTHON" -c 'from importlib.resources import files; print(files("
 "$bin/ctapipe-sst1m-quickstart" --workdir "$out" --overwrite
 "$bin/ctapipe-process" --input "$input" --config "$out/sst1m.yaml" \
     --output "$out/example_SST1M_20180822.dl1.h5" --overwrite --progress
+# the input and the product, each complete and consistent?
+"$bin/ctapipe-sst1m-check" "$input" "$out/example_SST1M_20180822.dl1.h5"
 
 "$VENV_PYTHON" - "$out/example_SST1M_20180822.dl1.h5" <<'PY'
 import sys
