@@ -441,15 +441,6 @@ def raw_cases(tmp, raw_dir, sst1m_yaml):
             "--SST1MEventSource.pointing_ra=83.6",
             "pointing_dec",
         ),
-    ):
-        case(
-            f"config {name}",
-            raw_dir / "example_SST1M_20180822.fits.fz",
-            trait,
-            option,
-            names="",
-        )
-    for name, option, trait in (
         ("window_shift 7 of 7", "--LocalPeakWindowSum.window_shift=7", "window_shift"),
         (
             "pedestal_priming_events -1",
