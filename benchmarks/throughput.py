@@ -52,6 +52,8 @@ CONFIG = Config(
 )
 CONFIG.SST1MEventSource.pointing_ra = 83.633
 CONFIG.SST1MEventSource.pointing_dec = 22.0145
+#: the run is made of copies of one file, which the source refuses by default
+CONFIG.SST1MEventSource.allow_copied_chunks = True
 
 
 def make_run(source_file, copies, directory):

@@ -155,6 +155,14 @@ class SST1MEventSource(EventSource):
         ),
     ).tag(config=True)
 
+    allow_copied_chunks = Bool(
+        False,
+        help=(
+            "Read a run whose chunks have identical content (copies of one file, "
+            "as benchmarks build long runs); by default a copied chunk is refused."
+        ),
+    ).tag(config=True)
+
     obs_id = Int(
         None,
         allow_none=True,
@@ -279,7 +287,9 @@ class SST1MEventSource(EventSource):
         # reading only one chunk of a run is asked for with multi_file=False
         one_chunk = not self.multi_file and not self.input_filelist
         self.missing_chunks = check_run_files(
-            self.headers, allow_missing_chunks=self.allow_missing_chunks or one_chunk
+            self.headers,
+            allow_missing_chunks=self.allow_missing_chunks or one_chunk,
+            allow_copied_chunks=self.allow_copied_chunks,
         )
         if self.missing_chunks and not one_chunk:
             self.log.warning(

@@ -256,7 +256,7 @@ def _describe_run(label, paths, shown=3):
     return f"{label} ({listed})"
 
 
-def check_run_files(infos, allow_missing_chunks=False):
+def check_run_files(infos, allow_missing_chunks=False, allow_copied_chunks=False):
     """
     Check that the files of an input list are the distinct chunks of one run.
 
@@ -284,6 +284,9 @@ def check_run_files(infos, allow_missing_chunks=False):
     allow_missing_chunks : bool
         Return the missing chunk numbers instead of raising, so that the caller
         can warn and record them in the provenance.
+    allow_copied_chunks : bool
+        Accept chunks with identical content (benchmarks build long runs from
+        copies of one real file).
 
     Returns
     -------
@@ -311,7 +314,7 @@ def check_run_files(infos, allow_missing_chunks=False):
     for info in infos:
         by_key[_content_key(info)].append(info)
     for group in by_key.values():
-        if len(group) < 2:
+        if len(group) < 2 or allow_copied_chunks:
             continue
         digests = {}
         for info in group:
