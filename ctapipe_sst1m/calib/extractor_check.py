@@ -123,7 +123,7 @@ def check_extractor_window(extractor, tel_id, n_samples, camera="the camera"):
         )
 
 
-def check_image_extractor(config, subarray, tel_id, n_samples, *, parent=None):
+def check_image_extractor(config, subarray, tel_id, n_samples):
     """
     Check the window of the image extractor ctapipe's CameraCalibrator would use.
 
@@ -142,10 +142,6 @@ def check_image_extractor(config, subarray, tel_id, n_samples, *, parent=None):
         Telescope of the run.
     n_samples : int
         Waveform samples of its camera (50 for DigiCam).
-    parent : ctapipe.core.Component or None
-        If given, the parent of the CameraCalibrator instead of ``config``
-        (the Tool, for ctapipe-process: settings nested under
-        ``ProcessorTool.CameraCalibrator`` are then seen too).
 
     Raises
     ------
@@ -156,10 +152,7 @@ def check_image_extractor(config, subarray, tel_id, n_samples, *, parent=None):
         If the configuration of the calibrator or of the extractor is invalid,
         e.g. an unknown ``image_extractor_type``.
     """
-    if parent is None:
-        calibrator = CameraCalibrator(subarray, config=config)
-    else:
-        calibrator = CameraCalibrator(subarray, parent=parent)
+    calibrator = CameraCalibrator(subarray, config=config)
     name = calibrator.image_extractor_type.tel[tel_id]
     check_extractor_window(
         calibrator.image_extractors[name],

@@ -309,7 +309,7 @@ def _read_through(path, name, node):
         ) from err
 
 
-def _check_event_tables(path, h5file, all_tables):
+def _check_event_tables(path, all_tables):
     """The event tables of a ctapipe DL1/DL2 file agree with its trigger tables."""
     if DL1_SUBARRAY_TRIGGER_TABLE not in all_tables:
         raise ProductError(f"{path}: no {DL1_SUBARRAY_TRIGGER_TABLE}; not a ctapipe file")
@@ -397,7 +397,7 @@ def verify_hdf5_product(path, kinds=None, require_mark=True, deep=False):
                         f"{rows} when the product was marked complete"
                     )
         if DL1_SUBARRAY_TRIGGER_TABLE in all_tables or mark is None:
-            n_events = _check_event_tables(path, h5file, all_tables)
+            n_events = _check_event_tables(path, all_tables)
             marked = None if mark is None else mark.events_out
             if marked is not None and n_events != marked:
                 raise ProductError(

@@ -303,7 +303,9 @@ class SST1MEventSource(EventSource):
         for path in self.files:
             # the raw chunks read, in ctapipe's provenance record of the tool
             Provenance().add_input_file(str(path), role="R0/Event", add_meta=False)
-        if sum(h.n_events for h in self.headers) == 0:
+        #: events announced by the headers of the run's files
+        self.n_events_in_files = sum(h.n_events for h in self.headers)
+        if self.n_events_in_files == 0:
             raise DigiCamFileError(
                 f"{', '.join(map(str, self.files))}: empty run, no events in the file(s)"
             )
@@ -882,7 +884,6 @@ class SST1MEventSource(EventSource):
         dict
             reason -> events; the values add up to the events in the files.
         """
-        n_total = sum(h.n_events for h in self.headers)
         counts = {"written": n_written}
         if self._n_yielded > n_written:
             counts["not written by the tool (its event filters)"] = (
@@ -890,7 +891,7 @@ class SST1MEventSource(EventSource):
             )
         for reason, n in self.skipped.items():
             counts[f"skipped: {reason}"] = n
-        not_read = n_total - self._n_yielded - sum(self.skipped.values())
+        not_read = self.n_events_in_files - self._n_yielded - sum(self.skipped.values())
         if not_read > 0:
             counts["not processed (max_events)"] = not_read
         return counts
@@ -921,7 +922,7 @@ class SST1MEventSource(EventSource):
                     "marked complete, package tools will refuse it",
                     output,
                     self._n_yielded,
-                    sum(h.n_events for h in self.headers),
+                    self.n_events_in_files,
                 )
                 continue
             self._append_run_products(output)

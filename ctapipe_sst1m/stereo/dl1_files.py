@@ -111,13 +111,8 @@ def read_telescope_events(path):
         mark = verify_hdf5_product(path, kinds=(DL1,))
     except ProductError as err:
         raise StereoInputError(str(err)) from err
-    try:
-        h5file = tables.open_file(path, mode="r")
-    except (OSError, tables.HDF5ExtError) as err:
-        raise StereoInputError(
-            f"{path}: not a readable HDF5 file ({one_line(err)})"
-        ) from err
-    with h5file:
+    # verify_hdf5_product opened it: it is a readable HDF5 file
+    with tables.open_file(path, mode="r") as h5file:
         for node in (TRIGGER, TEL_TRIGGER, "/configuration/instrument"):
             if node not in h5file:
                 raise StereoInputError(f"{path}: no {node}; not a ctapipe DL1 file")

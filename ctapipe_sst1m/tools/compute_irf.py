@@ -40,9 +40,11 @@ class SST1MIrfTool(IrfTool):
     description = __doc__
 
     def setup(self):
-        for path in (self.output_path, self.benchmarks_output_path):
-            if path is not None:
-                remove_stale_partials(path, self.log)
+        outputs = [p for p in (self.output_path, self.benchmarks_output_path) if p]
+        for path in outputs:
+            remove_stale_partials(path, self.log)
+        # before hours of work, not when writing
+        self.check_output(*outputs)
         # DL2 of ctapipe-apply-models carry no mark: their tables must agree
         for path in (self.gamma_file, self.proton_file, self.electron_file):
             if path is None:
@@ -94,9 +96,6 @@ class SST1MIrfTool(IrfTool):
                 values[np.isnan(values)] = 0.0
 
     def _write(self, hdus, path, role, kind=IRF):
-        if path.exists() and not self.overwrite:
-            self.log.critical("%s exists; use --overwrite to replace it", path)
-            self.exit(1)
         self.log.info("Writing %s", path)
         write_fits_product(hdus, path, kind)
         Provenance().add_output_file(path, role=role)

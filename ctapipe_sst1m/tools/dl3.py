@@ -182,7 +182,6 @@ class DL3Tool(Tool):
         runs = []
         for path in self.files:
             try:
-                self._check_output_is_not_input(path)
                 verify_hdf5_product(path, kinds=(DL2,), require_mark=False)
                 run = read_run_events(path, self.cuts, self.prefixes)
             except (DL3InputError, ProductError) as err:
@@ -251,16 +250,6 @@ class DL3Tool(Tool):
             Provenance().add_output_file(self.output_dir / name, role="DL3")
         for path in self.files:
             Provenance().add_input_file(path, role="DL2/Event")
-
-    def _check_output_is_not_input(self, path):
-        outputs = {
-            (self.output_dir / n).resolve()
-            for n in ("hdu-index.fits.gz", "obs-index.fits.gz")
-        }
-        if path.resolve().parent == self.output_dir.resolve() and (
-            path.resolve() in outputs or path.name.endswith(".dl3.fits.gz")
-        ):
-            raise DL3InputError(f"{path}: an input is one of the DL3 outputs")
 
     def _check_mode(self, path, run):
         irf_tels = self.irf_header.get("TELLIST")
