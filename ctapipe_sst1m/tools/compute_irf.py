@@ -1,9 +1,14 @@
-"""ctapipe-compute-irf that records which telescopes and mode the IRFs are for,
-and writes complete, checksummed IRF files or none."""
+"""ctapipe-compute-irf that records which telescopes, mode and pointing the IRFs
+are for, makes full-enclosure IRFs consistent, and writes complete, checksummed
+IRF files or none."""
 
+import logging
+
+import astropy.units as u
 import numpy as np
 from astropy.io import fits
 from ctapipe.core import Provenance, ToolConfigurationError
+from ctapipe.core.traits import Unicode
 from ctapipe.instrument import SubarrayDescription
 from ctapipe.io import DL2EventPreprocessor
 from ctapipe.tools.compute_irf import IrfTool
@@ -16,12 +21,17 @@ from ..core.products import (
     verify_hdf5_product,
     write_fits_product,
 )
+from ..dl3.irf_node import SAME_NODE, IrfNode, IrfNodeError, simulated_pointing
 
 __all__ = ["SST1MIrfTool", "main"]
 
 #: IRF HDUs (by name prefix: gammas, protons, electrons) whose NaN (pyirf's 0/0
 #: where nothing was simulated) mean "no area"
 ZERO_WHERE_NAN = "EFFECTIVE AREA"
+#: fraction of the gammas beyond the PSF's range above which that is a warning
+MAX_PSF_LOSS = 0.01
+#: particles of ctapipe's IRF tool whose events the field-of-view cut applies to
+PARTICLES = ("gammas", "protons", "electrons")
 
 
 class SST1MIrfTool(IrfTool):
@@ -32,12 +42,32 @@ class SST1MIrfTool(IrfTool):
     ``GHCLASS``), so that ``ctapipe-sst1m-dl3`` refuses IRFs of other telescopes
     or of the other mode. Files are written under a temporary name, with FITS
     checksums and the package's completeness mark, and renamed when complete.
-    Effective areas where nothing was simulated are 0, not NaN. Configured like
-    ``IrfTool`` (``sst1m_irf.yaml``).
+    Configured like ``IrfTool`` (``sst1m_irf.yaml``). In addition:
+
+    * the node: the pointing of the simulations (``ALT_PNT``, ``AZ_PNT``,
+      ``ZEN_PNT``, from the gamma file; the other particles must have the
+      same) and ``nsb_node`` (``NSBNODE``), which ``ctapipe-sst1m-dl3`` compares
+      with each run's pointing;
+    * a field-of-view cut: events reconstructed farther from the pointing than
+      the effective area's offset axis (``DefaultFoVOffsetBins.fov_offset_max``,
+      recorded as ``FOVMAX``) are not used, so that the effective area, the PSF
+      (which must extend that far) and the DL3 events, which are cut the same
+      way, count the same gammas;
+    * effective areas where nothing was simulated are 0, not NaN, and the
+      energy range where they are not 0 is stated (``LO_THRES``, ``HI_THRES``);
+    * an all-zero background (no background event passes the cuts) is not
+      written; point-like ``RAD_MAX_2D`` tables cover ``0 - FOVMAX``, not the
+      cuts' unbounded offset range.
     """
 
     name = "ctapipe-sst1m-compute-irf"
     description = __doc__
+
+    nsb_node = Unicode(
+        "unspecified",
+        help="Night-sky background the simulations were made for (e.g. 'dark'), "
+        "recorded in the IRF file (NSBNODE)",
+    ).tag(config=True)
 
     def setup(self):
         outputs = [p for p in (self.output_path, self.benchmarks_output_path) if p]
@@ -54,6 +84,89 @@ class SST1MIrfTool(IrfTool):
             except ProductError as err:
                 raise ToolConfigurationError(str(err)) from err
         super().setup()
+        self.node = self._node()
+
+    def _node(self):
+        """The pointing of the simulations and the field-of-view cut."""
+        try:
+            alt, az = simulated_pointing(self.gamma_file)
+            for path in (self.proton_file, self.electron_file):
+                if path is None or not self.do_background:
+                    continue
+                other = simulated_pointing(path)
+                if abs(other[0] - alt) > SAME_NODE or abs(other[1] - az) > SAME_NODE:
+                    raise IrfNodeError(
+                        f"{path}: simulated at alt {other[0]:.2f} az {other[1]:.2f} deg,"
+                        f" the gammas ({self.gamma_file}) at alt {alt:.2f} az {az:.2f}"
+                        " deg; use simulations of one pointing node"
+                    )
+        except IrfNodeError as err:
+            raise ToolConfigurationError(str(err)) from err
+        fov_max = self.effective_area_maker.fov_offset_bins[-1]
+        psf_max = self.psf_maker.source_offset_bins[-1]
+        if psf_max < fov_max:
+            raise ToolConfigurationError(
+                f"PSF3DMaker.source_offset_max {psf_max} is below the field-of-view "
+                f"cut {fov_max} (DefaultFoVOffsetBins.fov_offset_max): the PSF would be"
+                " normalised over fewer gammas than the effective area counts; set "
+                f"PSF3DMaker.source_offset_max to at least {fov_max}"
+            )
+        if self.do_background:
+            background_max = self.background_maker.fov_offset_bins[-1]
+            if background_max > fov_max:
+                raise ToolConfigurationError(
+                    f"BackgroundRate2dMaker.fov_offset_max {background_max} is beyond "
+                    f"the field-of-view cut {fov_max}, where no event is kept; set it "
+                    f"to at most {fov_max}"
+                )
+        self.fov_max = fov_max
+        return IrfNode(
+            alt=alt, az=az, nsb=self.nsb_node, fov_max=float(fov_max.to_value(u.deg))
+        )
+
+    def start(self):
+        # pyirf divides 0 by 0 where nothing was simulated; finish sets those to 0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            super().start()
+
+    def calculate_selections(self, reduced_events):
+        """ctapipe's selections, and the field-of-view cut."""
+        reduced_events = super().calculate_selections(reduced_events)
+        for particle in PARTICLES:
+            if particle not in reduced_events:
+                continue
+            events = reduced_events[particle]
+            inside = events["reco_source_fov_offset"] < self.fov_max
+            for column in ("selected", "selected_gh", "selected_gh_multiplicity"):
+                if column in events.colnames:
+                    events[column] &= inside
+            self.log.info(
+                "%s: %d of %d events reconstructed %s or more from the pointing, "
+                "not used",
+                particle,
+                np.count_nonzero(~inside),
+                len(events),
+                self.fov_max,
+            )
+        self._report_psf_range(reduced_events["gammas"])
+        return reduced_events
+
+    def _report_psf_range(self, gammas):
+        """How many gammas the PSF, normalised over its range, leaves out."""
+        psf_max = self.psf_maker.source_offset_bins[-1]
+        theta = gammas["theta"][gammas["selected_gh_multiplicity"]]
+        if len(theta) == 0:
+            return
+        fraction = np.count_nonzero(theta >= psf_max) / len(theta)
+        level = logging.WARNING if fraction > MAX_PSF_LOSS else logging.INFO
+        self.log.log(
+            level,
+            "%.2f %% of the gammas are reconstructed %s or more from their true "
+            "direction, beyond the PSF's range (PSF3DMaker.source_offset_max), "
+            "but counted in the effective area",
+            100 * fraction,
+            psf_max,
+        )
 
     def finish(self):
         # IrfTool.start leaves the IRF HDUs in self.hdus (and the benchmarks in
@@ -70,9 +183,20 @@ class SST1MIrfTool(IrfTool):
         header["ENERGREC"] = preprocessor.energy_reconstructor
         header["GEOMREC"] = preprocessor.geometry_reconstructor
         header["GHCLASS"] = preprocessor.gammaness_classifier
+        header.update(self.node.header_cards())
         for hdu in hdus[1:]:
             if hdu.name.startswith(ZERO_WHERE_NAN):
                 self._zero_nan(hdu)
+        self._state_threshold(hdus["EFFECTIVE AREA"])
+        if "RAD_MAX" in hdus:
+            self._bound_rad_max(hdus["RAD_MAX"])
+        if "BACKGROUND" in hdus and not np.any(hdus["BACKGROUND"].data["BKG"]):
+            self.log.warning(
+                "%s: the background rate is zero everywhere (no background event "
+                "passes the cuts); no background written",
+                self.output_path,
+            )
+            del hdus["BACKGROUND"]
         self._write(hdus, self.output_path, role="IRF")
         if self.benchmarks_output_path is not None:
             self._write(
@@ -94,6 +218,29 @@ class SST1MIrfTool(IrfTool):
                     values.size,
                 )
                 values[np.isnan(values)] = 0.0
+
+    def _state_threshold(self, hdu):
+        """GADF ``LO_THRES``/``HI_THRES``: the true energies with some area."""
+        area = np.asarray(hdu.data["EFFAREA"][0])
+        # the last axis of the GADF array is true energy
+        with_area = np.flatnonzero(area.reshape(-1, area.shape[-1]).max(axis=0) > 0)
+        if len(with_area) == 0:
+            raise ToolConfigurationError(
+                f"{self.gamma_file}: no gamma passes the cuts; no effective area"
+            )
+        hdu.header["LO_THRES"] = (
+            float(hdu.data["ENERG_LO"][0][with_area[0]]),
+            "[TeV] lowest true energy with effective area",
+        )
+        hdu.header["HI_THRES"] = (
+            float(hdu.data["ENERG_HI"][0][with_area[-1]]),
+            "[TeV] highest true energy with effective area",
+        )
+
+    def _bound_rad_max(self, hdu):
+        # the percentile cuts are valid for offsets 0 - inf; the IRFs for 0 - FOVMAX
+        theta_hi = hdu.data["THETA_HI"]
+        theta_hi[~np.isfinite(theta_hi)] = self.node.fov_max
 
     def _write(self, hdus, path, role, kind=IRF):
         self.log.info("Writing %s", path)

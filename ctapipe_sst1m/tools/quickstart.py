@@ -26,7 +26,12 @@ SHIPPED_CONFIGS = {
     "sst1m_train_disp_mono.yaml": "ctapipe-train-disp-reconstructor, mono",
     "sst1m_optimize_cuts.yaml": "ctapipe-optimize-event-selection: efficiency cuts",
     "sst1m_irf.yaml": "ctapipe-compute-irf: IRFs and benchmarks",
-    "sst1m_irf_point_like.yaml": "ctapipe-compute-irf, with sst1m_irf.yaml: point-like",
+    "sst1m_irf_point_source.yaml": (
+        "ctapipe-compute-irf, with sst1m_irf.yaml: gammas from one point"
+    ),
+    "sst1m_irf_point_like.yaml": (
+        "ctapipe-compute-irf, with sst1m_irf.yaml: point-like IRFs (RAD_MAX)"
+    ),
     "sst1m_mono.yaml": "cuts and IRFs, added to the above: mono (disp direction)",
 }
 
