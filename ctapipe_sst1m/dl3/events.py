@@ -4,9 +4,11 @@ The gamma-ray candidates of one observed run, from its DL2 file.
 The DL2 file is what ``ctapipe-process`` (geometry) and ``ctapipe-apply-models``
 (energy, gammaness) write; the cuts file is ``ctapipe-optimize-event-selection``'s.
 Events are kept if the three reconstructions are valid, the energy is within
-the cuts' valid range and the gammaness passes the cut of its energy bin. The
-sky position comes from the reconstructed AltAz direction at each event's time,
-seen from the array's reference location.
+the cuts' valid range, the gammaness passes the cut of its energy bin and the
+direction is within the IRFs' field of view (``FOVMAX`` from the pointing).
+The sky position comes from the reconstructed AltAz direction at each event's
+time, seen from the array's reference location. The pointing is the tracked
+sky position of the observation block (the wobble position of a wobble run).
 """
 
 import operator
@@ -18,6 +20,11 @@ from astropy.coordinates import AltAz, SkyCoord
 from astropy.table import QTable
 from ctapipe.containers import CoordinateFrameType, PointingMode
 from ctapipe.io import TableLoader, read_table
+from ctapipe.io.hdf5dataformat import (
+    OBSERVATION_BLOCK_TABLE,
+    SCHEDULING_BLOCK_TABLE,
+    SIMULATION_GROUP,
+)
 from pyirf.cuts import evaluate_binned_cut
 
 __all__ = ["DL3InputError", "RunEvents", "read_cuts", "read_run_events"]
@@ -37,11 +44,37 @@ class RunEvents:
     #: first and last event time of the run (all triggers, before cuts)
     start: object
     stop: object
+    #: the tracked sky position (the pointing)
     target: SkyCoord
     pointing_mode: str
     tel_ids: tuple
     subarray: object
     n_triggers: int
+    #: events with valid reconstructions passing the gammaness cut but
+    #: reconstructed beyond the field-of-view cut
+    n_outside_fov: int = 0
+
+    def pointing_altaz(self, n_times=50):
+        """
+        The pointing in AltAz at ``n_times`` times spread over the run.
+
+        Returns
+        -------
+        astropy.coordinates.SkyCoord
+        """
+        times = self.start + (self.stop - self.start) * np.linspace(0, 1, n_times)
+        frame = AltAz(obstime=times, location=self.subarray.reference_location)
+        return self.target.transform_to(frame)
+
+    def mean_pointing(self):
+        """Mean pointing over the run: alt, az (deg)."""
+        altaz = self.pointing_altaz()
+        x = np.cos(altaz.alt.rad) * np.cos(altaz.az.rad)
+        y = np.cos(altaz.alt.rad) * np.sin(altaz.az.rad)
+        z = np.sin(altaz.alt.rad)
+        alt = np.degrees(np.arctan2(z.sum(), np.hypot(x.sum(), y.sum())))
+        az = np.degrees(np.arctan2(y.sum(), x.sum())) % 360
+        return float(alt), float(az)
 
 
 def read_cuts(path):
@@ -72,7 +105,7 @@ def _required_columns(prefixes):
     ]
 
 
-def read_run_events(path, cuts, prefixes):
+def read_run_events(path, cuts, prefixes, fov_max=None):
     """
     The selected events of one observed run.
 
@@ -84,6 +117,8 @@ def read_run_events(path, cuts, prefixes):
         `read_cuts` of the cuts file.
     prefixes : tuple of str
         Energy, geometry and classifier prefixes.
+    fov_max : astropy.units.Quantity or None
+        Events reconstructed this far or farther from the pointing are dropped.
 
     Returns
     -------
@@ -97,7 +132,7 @@ def read_run_events(path, cuts, prefixes):
     """
     with TableLoader(path) as loader:
         subarray = loader.subarray
-        if "/simulation" in loader.h5file:
+        if SIMULATION_GROUP in loader.h5file:
             raise DL3InputError(f"{path}: simulated events; DL3 is for observed runs")
         events = loader.read_subarray_events(dl2=True, simulated=False)
     missing = [c for c in _required_columns(prefixes) if c not in events.colnames]
@@ -106,8 +141,8 @@ def read_run_events(path, cuts, prefixes):
             f"{path}: DL2 without {missing}; run ctapipe-process (geometry) and "
             "ctapipe-apply-models (energy, gammaness) first"
         )
-    blocks = read_table(path, "/configuration/observation/observation_block")
-    schedules = read_table(path, "/configuration/observation/scheduling_block")
+    blocks = read_table(path, OBSERVATION_BLOCK_TABLE)
+    schedules = read_table(path, SCHEDULING_BLOCK_TABLE)
     if len(blocks) != 1:
         raise DL3InputError(f"{path}: {len(blocks)} observation blocks, expected one run")
     block = blocks[0]
@@ -146,6 +181,13 @@ def read_run_events(path, cuts, prefixes):
         az=u.Quantity(chosen[f"{geometry}_az"], u.deg),
         frame=altaz,
     ).icrs
+    n_outside = 0
+    if fov_max is not None:
+        inside = direction.separation(target) < fov_max
+        n_outside = int(np.count_nonzero(~inside))
+        chosen, direction = chosen[inside], direction[inside]
+        times = chosen["time"]
+        selected[np.flatnonzero(selected)[~inside]] = False
     table = QTable(
         {
             "EVENT_ID": np.asarray(chosen["event_id"], dtype=np.int64),
@@ -168,4 +210,5 @@ def read_run_events(path, cuts, prefixes):
         tel_ids=tuple(int(t) for t in subarray.tel_ids),
         subarray=subarray,
         n_triggers=len(events),
+        n_outside_fov=n_outside,
     )

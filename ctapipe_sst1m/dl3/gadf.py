@@ -10,7 +10,6 @@ where a float64 keeps the nanoseconds of the camera clock.
 
 import astropy.units as u
 import numpy as np
-from astropy.coordinates import AltAz
 from astropy.io import fits
 from astropy.table import Table
 from astropy.time import Time
@@ -50,28 +49,48 @@ def seconds_since(times, mjdref):
     return (times.tai - reference).to_value(u.s)
 
 
-def _common_header(run, site, mjdref):
+#: GADF document and version, in every HDU and index
+GADF_DOC = {
+    "HDUCLASS": "GADF",
+    "HDUDOC": "https://github.com/open-gamma-ray-astro/gamma-astro-data-formats",
+    "HDUVERS": "0.3",
+}
+ORIGIN = "SST-1M"
+
+
+def _site_header(site):
     location = site.to_geodetic()
     return {
-        "HDUCLASS": "GADF",
-        "HDUDOC": "https://github.com/open-gamma-ray-astro/gamma-astro-data-formats",
-        "HDUVERS": "0.3",
-        "OBS_ID": run.obs_id,
-        "TELESCOP": "SST1M",
-        "INSTRUME": "SST1M-" + "-".join(str(t) for t in run.tel_ids),
-        "CREATOR": f"ctapipe-sst1m {__version__}",
-        "MJDREFI": mjdref,
-        "MJDREFF": 0.0,
-        "TIMEUNIT": "s",
-        "TIMESYS": "TAI",
-        "TIMEREF": "TOPOCENTER",
         "GEOLON": location.lon.to_value(u.deg),
         "GEOLAT": location.lat.to_value(u.deg),
         "ALTITUDE": location.height.to_value(u.m),
     }
 
 
-def observation_hdus(run, irf_hdus):
+def _time_header(mjdref):
+    return {
+        "MJDREFI": mjdref,
+        "MJDREFF": 0.0,
+        "TIMEUNIT": "s",
+        "TIMESYS": "TAI",
+        "TIMEREF": "TOPOCENTER",
+    }
+
+
+def _common_header(run, site, mjdref):
+    return {
+        **GADF_DOC,
+        "OBS_ID": run.obs_id,
+        "ORIGIN": ORIGIN,
+        "TELESCOP": "SST1M",
+        "INSTRUME": "SST1M-" + "-".join(str(t) for t in run.tel_ids),
+        "CREATOR": f"ctapipe-sst1m {__version__}",
+        **_time_header(mjdref),
+        **_site_header(site),
+    }
+
+
+def observation_hdus(run, irf_hdus, irf_cards=None):
     """
     The HDUs of the DL3 file of one run.
 
@@ -80,6 +99,9 @@ def observation_hdus(run, irf_hdus):
     run : RunEvents
     irf_hdus : list of astropy.io.fits.BinTableHDU
         The IRF HDUs (EFFECTIVE AREA ...), copied as they are.
+    irf_cards : dict, optional
+        Cards describing the IRFs and the cuts (node, FOVMAX), added to the
+        EVENTS header.
 
     Returns
     -------
@@ -90,7 +112,7 @@ def observation_hdus(run, irf_hdus):
     common = _common_header(run, site, mjdref)
     tstart, tstop = seconds_since(run.start, mjdref), seconds_since(run.stop, mjdref)
     middle = run.start + (run.stop - run.start) / 2
-    pointing = run.target.transform_to(AltAz(obstime=middle, location=site))
+    alt_pnt, az_pnt = run.mean_pointing()
     ontime = tstop - tstart
 
     events = run.events
@@ -110,20 +132,21 @@ def observation_hdus(run, irf_hdus):
             "HDUCLAS1": "EVENTS",
             "TSTART": tstart,
             "TSTOP": tstop,
-            "DATE-OBS": run.start.utc.isot,
-            "DATE-END": run.stop.utc.isot,
+            # in TIMESYS (TAI), as the FITS standard wants
+            "DATE-OBS": run.start.tai.isot,
+            "DATE-END": run.stop.tai.isot,
             "TELAPSE": ontime,
             "ONTIME": ontime,
             # the DigiCam dead time is not recorded: livetime = ontime
             "LIVETIME": ontime,
             "DEADC": 1.0,
+            # the raw files give the tracked position, not the source's
             "OBJECT": f"RA {run.target.ra.deg:.4f} DEC {run.target.dec.deg:.4f}",
-            "RA_OBJ": run.target.ra.deg,
-            "DEC_OBJ": run.target.dec.deg,
             "RA_PNT": run.target.ra.deg,
             "DEC_PNT": run.target.dec.deg,
-            "ALT_PNT": pointing.alt.deg,
-            "AZ_PNT": pointing.az.deg,
+            # mean over the run
+            "ALT_PNT": alt_pnt,
+            "AZ_PNT": az_pnt,
             "RADECSYS": "ICRS",
             "EQUINOX": 2000.0,
             "OBS_MODE": run.pointing_mode,
@@ -133,6 +156,7 @@ def observation_hdus(run, irf_hdus):
             "N_TRIG": run.n_triggers,
         }
     )
+    events_hdu.header.update(irf_cards or {})
     gti = fits.BinTableHDU.from_columns(
         [
             fits.Column("START", "D", unit="s", array=[tstart]),
@@ -147,8 +171,8 @@ def observation_hdus(run, irf_hdus):
             fits.Column("TIME", "D", unit="s", array=[seconds_since(middle, mjdref)]),
             fits.Column("RA_PNT", "D", unit="deg", array=[run.target.ra.deg]),
             fits.Column("DEC_PNT", "D", unit="deg", array=[run.target.dec.deg]),
-            fits.Column("ALT_PNT", "D", unit="deg", array=[pointing.alt.deg]),
-            fits.Column("AZ_PNT", "D", unit="deg", array=[pointing.az.deg]),
+            fits.Column("ALT_PNT", "D", unit="deg", array=[alt_pnt]),
+            fits.Column("AZ_PNT", "D", unit="deg", array=[az_pnt]),
         ],
         name="POINTING",
     )
@@ -204,27 +228,40 @@ def hdu_index_table(rows):
         rows=index,
         names=["OBS_ID", "HDU_TYPE", "HDU_CLASS", "FILE_DIR", "FILE_NAME", "HDU_NAME"],
     )
-    table.meta.update({"HDUCLASS": "GADF", "HDUCLAS1": "INDEX", "HDUCLAS2": "HDU"})
+    table.meta.update({**GADF_DOC, "HDUCLAS1": "INDEX", "HDUCLAS2": "HDU"})
     return table
 
 
-def obs_index_table(rows):
-    """The observation index of a set of runs (rows of `obs_index_row`)."""
+def obs_index_table(rows, site):
+    """
+    The observation index of a set of runs.
+
+    Parameters
+    ----------
+    rows : list of dict
+        `obs_index_row` of each run.
+    site : astropy.coordinates.EarthLocation
+        The array's reference location.
+    """
     table = Table(rows=rows)
+    # each file counts from the midnight before its run: the index counts from
+    # the earliest (a night crosses midnight)
+    mjdref = int(np.min(table["MJDREFI"]))
+    days = (np.asarray(table["MJDREFI"]) - mjdref) * 86400.0
+    table["TSTART"] = np.asarray(table["TSTART"]) + days
+    table["TSTOP"] = np.asarray(table["TSTOP"]) + days
+    table["MJDREFI"] = mjdref
     table["RA_PNT"].unit = table["DEC_PNT"].unit = u.deg
     table["ALT_PNT"].unit = table["AZ_PNT"].unit = table["ZEN_PNT"].unit = u.deg
     for column in ("ONTIME", "LIVETIME", "TSTART", "TSTOP"):
         table[column].unit = u.s
     table.meta.update(
         {
-            "HDUCLASS": "GADF",
+            **GADF_DOC,
             "HDUCLAS1": "INDEX",
             "HDUCLAS2": "OBS",
-            "MJDREFI": int(table["MJDREFI"][0]),
-            "MJDREFF": 0.0,
-            "TIMESYS": "TAI",
-            "TIMEUNIT": "s",
-            "TIMEREF": "TOPOCENTER",
+            **_time_header(mjdref),
+            **_site_header(site),
         }
     )
     return table

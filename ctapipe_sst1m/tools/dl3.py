@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import astropy.units as u
+import numpy as np
 from astropy.io import fits
 from ctapipe.core import Provenance, Tool, traits
 
@@ -27,6 +29,7 @@ from ..dl3.gadf import (
     obs_index_table,
     observation_hdus,
 )
+from ..dl3.irf_node import IrfNode, pointing_differences
 
 __all__ = ["DL3Tool", "main"]
 
@@ -42,6 +45,12 @@ class DL3Tool(Tool):
     file). ``hdu-index.fits.gz`` and ``obs-index.fits.gz`` list the runs for
     gammapy's ``DataStore``. Times are TAI, in seconds since midnight TAI of the
     day the run starts (``MJDREFI``).
+
+    The IRFs must be valid for each run: the run's mean pointing must be within
+    ``max_zenith_difference`` and ``max_azimuth_difference`` of the pointing
+    their simulations were made at (recorded by ``ctapipe-sst1m-compute-irf``),
+    and events reconstructed farther from the pointing than the IRFs' field of
+    view (``FOVMAX``) are cut, as they were from the simulations.
     """
 
     name = "ctapipe-sst1m-dl3"
@@ -78,6 +87,24 @@ class DL3Tool(Tool):
         "RandomForestClassifier", help="Prefix of the gammaness"
     ).tag(config=True)
     overwrite = traits.Bool(False, help="Replace existing DL3 files").tag(config=True)
+    max_zenith_difference = traits.AstroQuantity(
+        default_value=5 * u.deg,
+        physical_type=u.physical.angle,
+        help="Largest difference between a run's mean zenith angle and the IRFs' "
+        "(their simulations')",
+    ).tag(config=True)
+    max_azimuth_difference = traits.AstroQuantity(
+        default_value=10 * u.deg,
+        physical_type=u.physical.angle,
+        help="Largest difference between a run's mean azimuth and the IRFs': the "
+        "stereo acceptance depends on the azimuth relative to the baseline",
+    ).tag(config=True)
+    pointing_mismatch = traits.CaselessStrEnum(
+        ["refuse", "warn"],
+        default_value="refuse",
+        help="What to do with a run pointing outside the IRFs' validity (see "
+        "max_zenith_difference): refuse it, or warn and use the IRFs (biased flux)",
+    ).tag(config=True)
 
     aliases = {
         ("i", "input"): "DL3Tool.input_files",
@@ -176,14 +203,78 @@ class DL3Tool(Tool):
             )
         if not {"PSF_TABLE", "RAD_MAX_2D"} & classes:
             raise DL3InputError(f"{self.irf_file}: neither a PSF nor RAD_MAX")
-        return irf
+        self.node = IrfNode.from_header(self.irf_header)
+        if self.node is None:
+            aeff = next(h for h in irf if h.header.get("HDUCLAS4") == "AEFF_2D")
+            self.fov_max = float(np.max(aeff.data["THETA_HI"]))
+            self.log.warning(
+                "%s records no pointing node or field-of-view cut (made by "
+                "ctapipe-compute-irf): the runs' pointing cannot be checked; events "
+                "cut at the effective area's offset range, %.2f deg",
+                self.irf_file,
+                self.fov_max,
+            )
+        else:
+            self.fov_max = self.node.fov_max
+        kept = []
+        for hdu in irf:
+            if hdu.header.get("HDUCLAS4") == "BKG_2D" and not np.any(hdu.data["BKG"]):
+                self.log.warning(
+                    "%s: the background model is zero everywhere; not written",
+                    self.irf_file,
+                )
+                continue
+            kept.append(hdu)
+        if not any(h.header.get("HDUCLAS4") == "BKG_2D" for h in kept):
+            self.log.warning(
+                "%s has no background model: gammapy's DataStore.obs() and check() "
+                "require one for full-enclosure IRFs (use "
+                "required_irf=['aeff', 'edisp', 'psf'])",
+                self.irf_file,
+            )
+        return kept
+
+    def _irf_cards(self):
+        """EVENTS header cards naming the IRFs' node and the field-of-view cut."""
+        cards = {"FOVMAX": (self.fov_max, "[deg] events farther from RA/DEC_PNT cut")}
+        if self.node is not None:
+            cards["IRF_ALT"] = (self.node.alt, "[deg] pointing altitude of the IRFs")
+            cards["IRF_AZ"] = (self.node.az, "[deg] pointing azimuth of the IRFs")
+            cards["IRF_NSB"] = (self.node.nsb, "night-sky background of the IRFs")
+        return cards
+
+    def _check_pointing(self, path, run):
+        """Refuse (or warn about) a run pointing outside the IRFs' validity."""
+        if self.node is None:
+            return
+        alt, az = run.mean_pointing()
+        zenith, azimuth = pointing_differences(alt, az, self.node)
+        max_zenith = self.max_zenith_difference.to_value(u.deg)
+        max_azimuth = self.max_azimuth_difference.to_value(u.deg)
+        if zenith <= max_zenith and azimuth <= max_azimuth:
+            return
+        message = (
+            f"{path}: mean pointing alt {alt:.1f} az {az:.1f} deg, {zenith:.1f} deg in "
+            f"zenith and {azimuth:.1f} deg in azimuth from the IRFs' (alt "
+            f"{self.node.alt:.1f} az {self.node.az:.1f} deg, {self.irf_file}); allowed "
+            f"{max_zenith:g} and {max_azimuth:g} deg (DL3Tool.max_zenith_difference, "
+            "max_azimuth_difference)"
+        )
+        if self.pointing_mismatch == "refuse":
+            self._fail(
+                message + "; use IRFs of a nearer pointing or set "
+                "DL3Tool.pointing_mismatch=warn"
+            )
+        self.log.warning("%s; IRFs used anyway: the flux is biased", message)
 
     def start(self):
         runs = []
         for path in self.files:
             try:
                 verify_hdf5_product(path, kinds=(DL2,), require_mark=False)
-                run = read_run_events(path, self.cuts, self.prefixes)
+                run = read_run_events(
+                    path, self.cuts, self.prefixes, fov_max=self.fov_max * u.deg
+                )
             except (DL3InputError, ProductError) as err:
                 self._fail(str(err))
             except Exception as err:
@@ -201,6 +292,7 @@ class DL3Tool(Tool):
                     run.n_triggers,
                 )
             self._check_mode(path, run)
+            self._check_pointing(path, run)
             runs.append((path, run))
         modes = {run.pointing_mode for _, run in runs}
         if len(modes) > 1:
@@ -223,7 +315,7 @@ class DL3Tool(Tool):
         # the indexes last, so they only list complete files
         index_rows, obs_rows = [], []
         for (path, run), name in zip(runs, names, strict=False):
-            hdus = observation_hdus(run, self.irf_hdus)
+            hdus = observation_hdus(run, self.irf_hdus, self._irf_cards())
             write_fits_product(
                 hdus,
                 self.output_dir / name,
@@ -234,15 +326,21 @@ class DL3Tool(Tool):
             index_rows.append((run.obs_id, name, hdus))
             obs_rows.append(obs_index_row(run, hdus))
             self.log.info(
-                "%s: obs_id %d, %d of %d events",
+                "%s: obs_id %d, %d of %d events (%d more beyond the %.2f deg "
+                "field-of-view cut)",
                 path.name,
                 run.obs_id,
                 len(run.events),
                 run.n_triggers,
+                run.n_outside_fov,
+                self.fov_max,
             )
         for name, table in (
             ("hdu-index.fits.gz", hdu_index_table(index_rows)),
-            ("obs-index.fits.gz", obs_index_table(obs_rows)),
+            (
+                "obs-index.fits.gz",
+                obs_index_table(obs_rows, runs[0][1].subarray.reference_location),
+            ),
         ):
             index = fits.HDUList([fits.PrimaryHDU(), fits.table_to_hdu(table)])
             write_fits_product(index, self.output_dir / name, DL3_INDEX)
