@@ -15,15 +15,25 @@ thousands of events. It is *not* a physics simulation:
   elongated along the projection of the shower axis (found with ctapipe's
   frames), with intensity proportional to energy and falling with impact
   distance beyond 120 m, Poisson NSB of 0.5 p.e. and a time gradient;
-  protons are wider, dimmer and misaligned by a random angle;
+  protons are wider, dimmer and misaligned by a random angle, but for a
+  fraction ``GAMMA_LIKE_PROTONS`` whose images are shaped like gammas';
 * a telescope triggers if the signal reaches 40 p.e.; events with at least
   one triggered telescope are yielded, all showers enter the simulated
   shower distribution, as sim_telarray writes it.
 
 With ``observed: {ra: .., dec: .., start: ..}`` in the file, the events look
 like observed data instead: no simulation information, an ICRS observation
-block on the target, which the telescopes track from Ondrejov (the pointing
-and the showers' directions follow the target with the event times).
+block on the tracked position, which the telescopes track from Ondrejov (the
+pointing and the showers' directions follow the sky with the event times).
+Optional keys of ``observed``:
+
+* ``wobble`` (deg) and ``wobble_angle`` (deg, position angle from north):
+  the telescopes track a position that far from the source (ra, dec), which
+  is where the gammas come from; the observation block holds the tracked
+  position, as the TARGET header of a real wobble run does;
+* ``protons``: that many diffuse protons (the particle's viewcone around the
+  pointing) at random times over the run, as a background; gammas keep one
+  shower every 0.02 s, so the gamma flux does not change.
 """
 
 from pathlib import Path
@@ -58,7 +68,7 @@ from ctapipe.io import DataLevel, EventSource
 
 from ctapipe_sst1m.instrument import load_sst1m_subarray
 
-__all__ = ["ToySST1MEventSource", "write_toy_config"]
+__all__ = ["ToySST1MEventSource", "injected_gamma_flux", "write_toy_config"]
 
 POINTING_ALT = 70 * u.deg
 POINTING_AZ = 180 * u.deg
@@ -66,8 +76,12 @@ PARTICLES = {
     # primary id, energy range (TeV), viewcone (deg), p.e. per TeV, scale of
     # width and length, misalignment of the image axis (deg, rms)
     "gamma": dict(pid=0, e_min=0.3, e_max=100, viewcone=0, pe=220, size=1.0, tilt=0),
-    "proton": dict(pid=101, e_min=0.6, e_max=200, viewcone=6, pe=90, size=1.9, tilt=25),
+    "proton": dict(pid=101, e_min=0.6, e_max=200, viewcone=2, pe=90, size=1.6, tilt=15),
 }
+#: fraction of the protons whose images look like gammas' (showers dominated by
+#: an early pi0): they pass the gammaness cut, so that the cuts leave a
+#: background to model and to subtract
+GAMMA_LIKE_PROTONS = 0.2
 SPECTRAL_INDEX = -2.0
 MAX_SCATTER = 700.0
 TRIGGER_PE = 40.0
@@ -76,15 +90,40 @@ START = Time("2024-03-12T00:00:00", scale="tai")
 EVENT_STEP = 0.02 * u.s
 
 
-def write_toy_config(path, particle, n_showers, seed, obs_id=1, observed=None):
+def injected_gamma_flux(reference=1 * u.TeV):
+    """
+    Differential flux at ``reference`` of the observed-like runs' gammas.
+
+    One shower every `EVENT_STEP` over the ``MAX_SCATTER`` disc, with a power
+    law of index `SPECTRAL_INDEX` between the gammas' energy bounds.
+
+    Returns
+    -------
+    astropy.units.Quantity
+        cm-2 s-1 TeV-1.
+    """
+    gamma = PARTICLES["gamma"]
+    a = SPECTRAL_INDEX + 1
+    e0 = reference.to_value(u.TeV)
+    # integral of (E / E0)^index over the simulated range, in TeV
+    integral = e0 * ((gamma["e_max"] / e0) ** a - (gamma["e_min"] / e0) ** a) / a
+    area = np.pi * (MAX_SCATTER * u.m) ** 2
+    flux = 1 / (EVENT_STEP * area * integral * u.TeV)
+    return flux.to(u.Unit("cm-2 s-1 TeV-1"))
+
+
+def write_toy_config(path, particle, n_showers, seed, obs_id=1, observed=None, ring=None):
     """Write the ``*.sst1mtoy`` file the source reads.
 
     ``observed``: dict(ra=deg, dec=deg, start=ISO time TAI) for observed-like runs.
+    ``ring``: simulated gammas from a ring this far (deg) from the pointing.
     """
     path = Path(path)
     config = dict(particle=particle, n_showers=n_showers, seed=seed, obs_id=obs_id)
     if observed is not None:
         config["observed"] = observed
+    if ring is not None:
+        config["ring"] = ring
     path.write_text(yaml.safe_dump(config))
     return path
 
@@ -96,19 +135,30 @@ class ToySST1MEventSource(EventSource):
         super().__init__(input_url=input_url, config=config, parent=parent, **kwargs)
         settings = yaml.safe_load(Path(self.input_url).read_text())
         self.particle = PARTICLES[settings["particle"]]
-        self.n_showers = int(settings["n_showers"])
         self.rng = np.random.default_rng(settings["seed"])
         self._obs_id = int(settings["obs_id"])
         self._subarray = load_sst1m_subarray()
         if self.allowed_tels:
             self._subarray = self._subarray.select_subarray(self.allowed_tels)
         self.observed = settings.get("observed")
+        #: simulations: gammas from a ring this far from the pointing (deg)
+        self.ring = float(settings.get("ring", 0.0))
         self.metadata["is_simulation"] = self.observed is None
         self.start = START
+        # (particle, number of showers) of the run
+        self.components = [(self.particle, int(settings["n_showers"]))]
         if self.observed is not None:
             self.start = Time(self.observed["start"], scale="tai")
-            self.target = SkyCoord(self.observed["ra"], self.observed["dec"], unit="deg")
-        self.times = self.start + np.arange(self.n_showers) * EVENT_STEP
+            self.source = SkyCoord(self.observed["ra"], self.observed["dec"], unit="deg")
+            self.target = self.source.directional_offset_by(
+                self.observed.get("wobble_angle", 0) * u.deg,
+                self.observed.get("wobble", 0) * u.deg,
+            )
+            if self.observed.get("protons"):
+                n_protons = int(self.observed["protons"])
+                self.components.append((PARTICLES["proton"], n_protons))
+        self.n_showers = sum(n for _, n in self.components)
+        self.kind, self.times = self._shower_times()
         self.pointing = self._pointing()
         self._showers = self._draw_showers()
 
@@ -120,6 +170,19 @@ class ToySST1MEventSource(EventSource):
     def is_simulation(self):
         return self.observed is None
 
+    def _shower_times(self):
+        """Component index and time of every shower, in time order."""
+        (_, n_first), *others = self.components
+        duration = n_first * EVENT_STEP.to_value(u.s)
+        kinds = [np.zeros(n_first, dtype=int)]
+        offsets = [np.arange(n_first) * EVENT_STEP.to_value(u.s)]
+        for index, (_, n) in enumerate(others, start=1):
+            kinds.append(np.full(n, index))
+            offsets.append(self.rng.uniform(0, duration, n))
+        kind, offset = np.concatenate(kinds), np.concatenate(offsets)
+        order = np.argsort(offset, kind="stable")
+        return kind[order], self.start + offset[order] * u.s
+
     def _pointing(self):
         """AltAz pointing at each shower's time (fixed for simulations)."""
         if self.observed is None:
@@ -129,10 +192,13 @@ class ToySST1MEventSource(EventSource):
                 az=np.full(n, POINTING_AZ.to_value(u.deg)) * u.deg,
                 frame=AltAz(),
             )
-        frame = AltAz(obstime=self.times, location=self.subarray.reference_location)
-        altaz = self.target.transform_to(frame)
+        altaz = self._altaz(self.target)
         # the telescopes' own frames carry no time or location
         return SkyCoord(alt=altaz.alt, az=altaz.az, frame=AltAz())
+
+    def _altaz(self, position):
+        frame = AltAz(obstime=self.times, location=self.subarray.reference_location)
+        return position.transform_to(frame)
 
     @property
     def subarray(self):
@@ -165,8 +231,8 @@ class ToySST1MEventSource(EventSource):
                 max_az=POINTING_AZ.to(u.rad),
                 min_az=POINTING_AZ.to(u.rad),
                 diffuse=viewcone > 0,
-                max_viewcone_radius=viewcone * u.deg,
-                min_viewcone_radius=0 * u.deg,
+                max_viewcone_radius=max(viewcone, self.ring) * u.deg,
+                min_viewcone_radius=self.ring * u.deg,
                 max_scatter_range=MAX_SCATTER * u.m,
                 min_scatter_range=0 * u.m,
                 core_pos_mode=1,
@@ -239,21 +305,35 @@ class ToySST1MEventSource(EventSource):
             )
         }
 
+    def _particle_values(self, key):
+        """A particle property for every shower."""
+        values = np.array([p[key] for p, _ in self.components], dtype=float)
+        return values[self.kind]
+
     def _draw_showers(self):
         """Energies, directions, cores and images' geometry of all showers."""
-        rng, n, p = self.rng, self.n_showers, self.particle
+        rng, n = self.rng, self.n_showers
         a = SPECTRAL_INDEX + 1
+        e_min, e_max = self._particle_values("e_min"), self._particle_values("e_max")
         u01 = rng.random(n)
-        energy = (p["e_min"] ** a + u01 * (p["e_max"] ** a - p["e_min"] ** a)) ** (1 / a)
+        energy = (e_min**a + u01 * (e_max**a - e_min**a)) ** (1 / a)
         radius = MAX_SCATTER * np.sqrt(rng.random(n))
         phi = rng.uniform(0, 2 * np.pi, n)
         # directions: uniform within the viewcone around the pointing
-        offset = np.degrees(
-            np.arccos(1 - rng.random(n) * (1 - np.cos(np.radians(p["viewcone"]))))
-        )
+        viewcone = np.radians(self._particle_values("viewcone"))
+        offset = np.degrees(np.arccos(1 - rng.random(n) * (1 - np.cos(viewcone))))
+        if self.ring:
+            offset[:] = self.ring
         direction = self.pointing.directional_offset_by(
             rng.uniform(0, 360, n) * u.deg, offset * u.deg
         )
+        if self.observed is not None:
+            # observed gammas come from the source, wherever the pointing is
+            gamma = self._particle_values("pid") == PARTICLES["gamma"]["pid"]
+            source = self._altaz(self.source)
+            alt = np.where(gamma, source.alt.deg, direction.alt.deg)
+            az = np.where(gamma, source.az.deg, direction.az.deg)
+            direction = SkyCoord(alt=alt * u.deg, az=az * u.deg, frame=AltAz())
         showers = dict(
             energy=energy,
             core_x=radius * np.cos(phi),
@@ -261,6 +341,8 @@ class ToySST1MEventSource(EventSource):
             alt=direction.alt.to_value(u.rad),
             az=direction.az.to_value(u.rad),
             h_max=np.clip(10_000 - 1_000 * np.log10(energy), 6_000, 12_000),
+            gamma_like=(self._particle_values("pid") == PARTICLES["proton"]["pid"])
+            & (rng.random(n) < GAMMA_LIKE_PROTONS),
         )
         showers["images"] = {
             tel_id: self._project(showers, tel_id) for tel_id in self.subarray.tel_ids
@@ -310,11 +392,12 @@ class ToySST1MEventSource(EventSource):
         )
 
     def _generator(self):
-        showers, p, rng = self._showers, self.particle, self.rng
+        showers, rng = self._showers, self.rng
         counter = 0
         for i in range(self.n_showers):
             if self.max_events is not None and counter >= self.max_events:
                 break
+            p = self.components[self.kind[i]][0]
             event = self._event(i, showers, p, rng)
             if event is None:
                 continue
@@ -329,12 +412,13 @@ class ToySST1MEventSource(EventSource):
             image = showers["images"][tel_id]
             falloff = np.exp(-max(image["impact"][i] - 120, 0) / 80)
             mean_pe = p["pe"] * showers["energy"][i] * falloff
+            shape = PARTICLES["gamma"] if showers["gamma_like"][i] else p
             intensity = mean_pe * rng.lognormal(0, 0.25)
             if intensity < 5:
                 continue
-            width = 0.012 * p["size"] * (1 + 0.15 * np.log10(showers["energy"][i]))
-            length = max(0.5 * image["elongation"][i], 0.02) * np.sqrt(p["size"])
-            psi = image["psi"][i] + np.radians(rng.normal(0, 1) * p["tilt"])
+            width = 0.012 * shape["size"] * (1 + 0.15 * np.log10(showers["energy"][i]))
+            length = max(0.5 * image["elongation"][i], 0.02) * np.sqrt(shape["size"])
+            psi = image["psi"][i] + np.radians(rng.normal(0, 1) * shape["tilt"])
             model = Gaussian(
                 x=image["x"][i] * u.m,
                 y=image["y"][i] * u.m,

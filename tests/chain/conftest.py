@@ -19,18 +19,40 @@ from ..toysim import write_toy_config
 REPO = Path(__file__).resolve().parents[2]
 RESOURCES = files("ctapipe_sst1m") / "resources"
 
-#: Mrk 501, high above Ondrejov on 2024-03-13 around 03:00
-TARGET = (253.4676, 39.7602)
-#: name -> (particle, simulated showers, seed); a few thousand events each
+#: the toy gamma-ray source: it culminates at alt 70 deg (az 180 deg), the
+#: pointing of the toy simulations, at 2024-03-13T01:00:00 TAI over Ondrejov
+TARGET = (200.4987, 30.0422)
+#: Mrk 501 at 03:00 TAI that night: alt 71 deg, but az 114 deg
+OFF_NODE_TARGET = (253.4676, 39.7602)
+#: wobble offset of the observed runs (deg)
+WOBBLE = 0.4
+#: name -> (particle, simulated showers, seed, ring); a few thousand events
+#: each, more for the IRFs (statistical errors of about 3 % on the effective
+#: area). The IRF gammas come from a ring at the wobble offset (0.4 deg): the
+#: toy's acceptance at 0.4 deg is about 8 % below that at the centre (IRFs of
+#: gammas from the pointing gave a flux ratio of 0.90 +- 0.04 on the wobble
+#: runs, of the ring 1.02 and 0.96 +- 0.045 for two sets of 20000)
 TOY_SETS = {
-    "gamma_energy": ("gamma", 5000, 1),
-    "gamma_classifier": ("gamma", 5000, 2),
-    "gamma_test": ("gamma", 8000, 3),
-    "proton_classifier": ("proton", 14000, 4),
-    "proton_test": ("proton", 14000, 5),
+    "gamma_energy": ("gamma", 5000, 1, None),
+    "gamma_classifier": ("gamma", 5000, 2, None),
+    "gamma_test": ("gamma", 40000, 3, WOBBLE),
+    "proton_classifier": ("proton", 14000, 4, None),
+    "proton_test": ("proton", 20000, 5, None),
 }
-#: observed-like toy runs (gammas from the target): obs_id -> start (TAI)
-OBSERVED_RUNS = {202403130001: "2024-03-13T02:30:00", 202403130002: "2024-03-13T03:00:00"}
+#: the mono chain checks the tools, not fluxes: fewer test gammas, from the
+#: pointing
+MONO_TOY_SETS = {**TOY_SETS, "gamma_test": ("gamma", 8000, 3, None)}
+#: observed-like toy runs: obs_id -> (start (TAI), wobble position angle, gamma
+#: showers, proton showers). Gammas from the source at one shower every 0.02 s
+#: (400 s per run), wobbles 0.4 deg north and south of it, diffuse protons as
+#: background; the two runs span the culmination: pointing alt 69.6-70.4 deg,
+#: az 176-184 deg.
+OBSERVED_RUNS = {
+    202403130001: ("2024-03-13T00:53:20", 0, 20000, 10000),
+    202403130002: ("2024-03-13T01:00:00", 180, 20000, 10000),
+}
+#: a run with the same zenith angle as the IRFs but 66 deg away in azimuth
+OFF_NODE_RUN = (202403130003, "2024-03-13T03:00:00", 0, 3000, 1500)
 
 _PROCESS = """
 import sys
@@ -80,8 +102,13 @@ def toy_dl2(tmp_path_factory):
     """DL1 parameters and stereo geometry of the toy sets (sst1m_mc + sst1m_mc_stereo)."""
     workdir = tmp_path_factory.mktemp("toy_dl2")
     jobs = [
-        (name, write_toy_config(workdir / f"{name}.sst1mtoy", particle, n, seed, seed))
-        for name, (particle, n, seed) in TOY_SETS.items()
+        (
+            name,
+            write_toy_config(
+                workdir / f"{name}.sst1mtoy", particle, n, seed, seed, ring=ring
+            ),
+        )
+        for name, (particle, n, seed, ring) in TOY_SETS.items()
     ]
     return process_toy_files(workdir, jobs, ["sst1m_mc.yaml", "sst1m_mc_stereo.yaml"])
 
@@ -91,25 +118,50 @@ def toy_mono_dl1(tmp_path_factory):
     """The same toy showers seen by tel 21 alone (sst1m_mc.yaml, parameters)."""
     workdir = tmp_path_factory.mktemp("toy_mono_dl1")
     jobs = [
-        (name, write_toy_config(workdir / f"{name}.sst1mtoy", particle, n, seed, seed))
-        for name, (particle, n, seed) in TOY_SETS.items()
+        (
+            name,
+            write_toy_config(
+                workdir / f"{name}.sst1mtoy", particle, n, seed, seed, ring=ring
+            ),
+        )
+        for name, (particle, n, seed, ring) in MONO_TOY_SETS.items()
     ]
     extra = ["--EventSource.allowed_tels=21", "--DataWriter.write_dl1_images=False"]
     return process_toy_files(workdir, jobs, ["sst1m_mc.yaml"], extra)
 
 
+def observed_toy_file(workdir, obs_id, start, angle, gammas, protons, seed, target):
+    """The ``*.sst1mtoy`` file of one observed-like wobble run."""
+    observed = dict(
+        ra=target[0],
+        dec=target[1],
+        start=start,
+        wobble=WOBBLE,
+        wobble_angle=angle,
+        protons=protons,
+    )
+    toy_file = workdir / f"{obs_id}.sst1mtoy"
+    return write_toy_config(toy_file, "gamma", gammas, seed, obs_id, observed)
+
+
 @pytest.fixture(scope="session")
 def observed_dl1(tmp_path_factory):
-    """Observed-like toy runs on Mrk 501, processed as data to DL2 geometry."""
+    """Observed-like toy wobble runs, processed as data to DL2 geometry."""
     workdir = tmp_path_factory.mktemp("observed_dl1")
     jobs = []
-    for seed, (obs_id, start) in enumerate(OBSERVED_RUNS.items(), start=11):
-        observed = dict(ra=TARGET[0], dec=TARGET[1], start=start)
-        toy_file = workdir / f"{obs_id}.sst1mtoy"
-        jobs.append(
-            (obs_id, write_toy_config(toy_file, "gamma", 6000, seed, obs_id, observed))
-        )
+    for seed, (obs_id, run) in enumerate(OBSERVED_RUNS.items(), start=11):
+        jobs.append((obs_id, observed_toy_file(workdir, obs_id, *run, seed, TARGET)))
     return process_toy_files(workdir, jobs, ["sst1m.yaml", "sst1m_mc_stereo.yaml"])
+
+
+@pytest.fixture(scope="session")
+def off_node_dl2(tmp_path_factory, chain):
+    """A run far in azimuth from the IRFs' pointing, to DL2 with the models."""
+    workdir = tmp_path_factory.mktemp("off_node")
+    obs_id, *run = OFF_NODE_RUN
+    job = (obs_id, observed_toy_file(workdir, obs_id, *run, 21, OFF_NODE_TARGET))
+    dl1 = process_toy_files(workdir, [job], ["sst1m.yaml", "sst1m_mc_stereo.yaml"])
+    return apply_models(workdir, dl1, chain["models"], "dl2")[obs_id]
 
 
 def run_ok(tool, tmp_path, *argv):
@@ -138,8 +190,13 @@ def apply_models(workdir, inputs, models, suffix):
     return outputs
 
 
-def cuts_and_irfs(workdir, dl2, *configs):
-    """ctapipe-optimize-event-selection and ctapipe-sst1m-compute-irf (point-like)."""
+def cuts_and_irfs(workdir, dl2, *configs, irf_config="sst1m_irf_point_source.yaml"):
+    """
+    ctapipe-optimize-event-selection and ctapipe-sst1m-compute-irf.
+
+    Full-enclosure IRFs of the gammas from the pointing by default
+    (``sst1m_irf_point_source.yaml``); ``irf_config`` chooses another.
+    """
     files = [f"--gamma-file={dl2['gamma_test']}", f"--proton-file={dl2['proton_test']}"]
     configs = [config(name) for name in configs]
     cuts = workdir / "cuts.fits"
@@ -156,7 +213,7 @@ def cuts_and_irfs(workdir, dl2, *configs):
         SST1MIrfTool(),
         workdir,
         config("sst1m_irf.yaml"),
-        config("sst1m_irf_point_like.yaml"),
+        config(irf_config),
         *configs,
         f"--cuts={cuts}",
         *files,
@@ -192,8 +249,18 @@ def chain(tmp_path_factory, toy_dl2):
     tests = {n: with_energy[n] for n in ("gamma_test", "proton_test")}
     dl2 = apply_models(tmp, tests, [classifier], "dl2")
     cuts, irf, benchmarks = cuts_and_irfs(tmp, dl2)
+    point_like = tmp / "point_like"
+    point_like.mkdir()
+    _, irf_point_like, _ = cuts_and_irfs(
+        point_like, dl2, irf_config="sst1m_irf_point_like.yaml"
+    )
     return dict(
-        dl2=dl2, cuts=cuts, irf=irf, benchmarks=benchmarks, models=(energy, classifier)
+        dl2=dl2,
+        cuts=cuts,
+        irf=irf,
+        irf_point_like=irf_point_like,
+        benchmarks=benchmarks,
+        models=(energy, classifier),
     )
 
 
