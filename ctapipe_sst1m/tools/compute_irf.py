@@ -21,7 +21,13 @@ from ..core.products import (
     verify_hdf5_product,
     write_fits_product,
 )
-from ..dl3.irf_node import SAME_NODE, IrfNode, IrfNodeError, simulated_pointing
+from ..dl3.irf_node import (
+    SAME_NODE,
+    IrfNode,
+    IrfNodeError,
+    pointing_differences,
+    simulated_pointing,
+)
 
 __all__ = ["SST1MIrfTool", "main"]
 
@@ -94,7 +100,9 @@ class SST1MIrfTool(IrfTool):
                 if path is None or not self.do_background:
                     continue
                 other = simulated_pointing(path)
-                if abs(other[0] - alt) > SAME_NODE or abs(other[1] - az) > SAME_NODE:
+                node = IrfNode(alt=alt, az=az, nsb=self.nsb_node, fov_max=0.0)
+                zenith, azimuth = pointing_differences(*other, node)
+                if zenith > SAME_NODE or azimuth > SAME_NODE:
                     raise IrfNodeError(
                         f"{path}: simulated at alt {other[0]:.2f} az {other[1]:.2f} deg,"
                         f" the gammas ({self.gamma_file}) at alt {alt:.2f} az {az:.2f}"

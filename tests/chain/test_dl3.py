@@ -152,7 +152,8 @@ def test_stock_irf_accepted_with_a_warning(tmp_path, observed_dl2, chain):
     """Stock ctapipe-compute-irf IRFs record no telescopes: used, with a warning."""
     stock = tmp_path / "stock_irf.fits.gz"
     with fits.open(chain["irf"]) as hdus:
-        for key in ("TELLIST", "ENERGREC", "GEOMREC", "GHCLASS", "SSTPROD", "SSTCOMPL"):
+        recorded = ("TELLIST", "ENERGREC", "GEOMREC", "GHCLASS", "SSTPROD", "SSTCOMPL")
+        for key in (*recorded, "ALT_PNT", "AZ_PNT", "ZEN_PNT", "NSBNODE", "FOVMAX"):
             del hdus[0].header[key]
         # ctapipe-compute-irf writes no checksums
         for hdu in hdus:
@@ -165,4 +166,9 @@ def test_stock_irf_accepted_with_a_warning(tmp_path, observed_dl2, chain):
     log = (tmp_path / f"{output_dir.name}.log").read_text()
     assert "cannot be checked" in log
     assert "no completeness mark or checksums" in log
+    # no node: the pointing is not checked, the events are cut at the IRFs' offsets
+    assert "the runs' pointing cannot be checked" in log
+    with fits.open(output_dir / f"SST1M_obs_{first.name.split('.')[0]}.dl3.fits.gz") as h:
+        assert h["EVENTS"].header["FOVMAX"] == 1.0
+        assert "IRF_ALT" not in h["EVENTS"].header
     assert (output_dir / "hdu-index.fits.gz").exists()
