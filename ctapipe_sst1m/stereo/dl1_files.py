@@ -16,6 +16,13 @@ import tables
 from astropy.coordinates import SkyCoord
 from ctapipe.containers import CoordinateFrameType
 from ctapipe.instrument import SubarrayDescription
+from ctapipe.io.hdf5dataformat import (
+    CONFIG_GROUP,
+    DL1_SUBARRAY_TRIGGER_TABLE,
+    DL1_TEL_TRIGGER_TABLE,
+    OBSERVATION_BLOCK_TABLE,
+    SIMULATION_GROUP,
+)
 
 from ..core.products import (
     DL1,
@@ -34,9 +41,11 @@ __all__ = [
     "time_ns",
 ]
 
-TRIGGER = "/dl1/event/subarray/trigger"
-TEL_TRIGGER = "/dl1/event/telescope/trigger"
-OBSERVATION_BLOCK = "/configuration/observation/observation_block"
+TRIGGER = DL1_SUBARRAY_TRIGGER_TABLE
+TEL_TRIGGER = DL1_TEL_TRIGGER_TABLE
+OBSERVATION_BLOCK = OBSERVATION_BLOCK_TABLE
+#: where ctapipe writes the subarray description (no constant in hdf5dataformat)
+INSTRUMENT_GROUP = f"{CONFIG_GROUP}/instrument"
 
 
 class StereoInputError(ValueError):
@@ -113,7 +122,7 @@ def read_telescope_events(path):
         raise StereoInputError(str(err)) from err
     # verify_hdf5_product opened it: it is a readable HDF5 file
     with tables.open_file(path, mode="r") as h5file:
-        for node in (TRIGGER, TEL_TRIGGER, "/configuration/instrument"):
+        for node in (TRIGGER, TEL_TRIGGER, INSTRUMENT_GROUP):
             if node not in h5file:
                 raise StereoInputError(f"{path}: no {node}; not a ctapipe DL1 file")
         try:
@@ -149,7 +158,7 @@ def read_telescope_events(path):
             path=path,
             tel_id=tel_id,
             subarray=subarray,
-            is_simulation="/simulation" in h5file,
+            is_simulation=SIMULATION_GROUP in h5file,
             obs_id=trigger["obs_id"].astype(np.int64),
             event_id=trigger["event_id"].astype(np.int64),
             time=time_ns(tel_trigger["time"]),

@@ -35,10 +35,18 @@ from astropy.table import Table
 from astropy.time import Time
 from ctapipe.instrument import SubarrayDescription
 from ctapipe.io import write_table
+from ctapipe.io.hdf5dataformat import (
+    CONFIG_GROUP,
+    DL0_TEL_POINTING_GROUP,
+    DL1_SUBARRAY_GROUP,
+    DL2_SUBARRAY_GROUP,
+    SIMULATION_GROUP,
+    SIMULATION_SHOWER_TABLE,
+)
 from tqdm.auto import tqdm
 
 from ..core.products import one_line
-from .dl1_files import TRIGGER, StereoInputError, time_ns
+from .dl1_files import INSTRUMENT_GROUP, TRIGGER, StereoInputError, time_ns
 from .matching import event_keys
 
 __all__ = [
@@ -52,16 +60,17 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-ORIGIN_TABLE = "/dl1/event/subarray/sst1m_stereo"
-SHOWER = "/simulation/event/subarray/shower"
-POINTING = "/dl0/monitoring/telescope/pointing"
+ORIGIN_TABLE = f"{DL1_SUBARRAY_GROUP}/sst1m_stereo"
+SHOWER = SIMULATION_SHOWER_TABLE
+POINTING = DL0_TEL_POINTING_GROUP
+OBSERVATION_GROUP = f"{CONFIG_GROUP}/observation/"
 CHUNK_ROWS = 10_000
 
 #: non-event tables written once, from the first telescope's files
 _FIRST_TELESCOPE_ONLY = (
-    "/configuration/observation/",
-    "/configuration/simulation/",
-    "/simulation/service/",
+    OBSERVATION_GROUP,
+    f"{CONFIG_GROUP}/simulation/",
+    f"{SIMULATION_GROUP}/service/",
 )
 
 
@@ -338,9 +347,9 @@ class _StereoWriter:
     def _source(self, node, telescope_events, k, offset, lookup):
         """How the input table ``node`` of telescope ``k`` is written, or None."""
         path = node._v_pathname
-        if path.startswith(("/configuration/instrument/", ORIGIN_TABLE)):
+        if path.startswith((f"{INSTRUMENT_GROUP}/", ORIGIN_TABLE)):
             return None
-        if path.startswith("/dl2/event/subarray/"):
+        if path.startswith(f"{DL2_SUBARRAY_GROUP}/"):
             if k == 0:
                 log.warning("%s: single-telescope reconstruction, not copied", path)
             return None
@@ -396,7 +405,7 @@ class _StereoWriter:
         return masks
 
     def _copy_rows(self, out, path, sources):
-        if path.startswith((POINTING, "/configuration/observation/")):
+        if path.startswith((POINTING, OBSERVATION_GROUP)):
             parts = []
             for source in sources:
                 with _reading(source):

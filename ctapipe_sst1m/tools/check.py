@@ -7,6 +7,7 @@ from pathlib import Path
 import tables
 from astropy.io import fits
 from ctapipe.core import Tool, traits
+from ctapipe.io.hdf5dataformat import DL2_GROUP
 
 from ..calib.simtel_files import SimTelFileError, scan_simtel_file
 from ..core.products import (
@@ -73,7 +74,7 @@ def _check_hdf5(path, allow_unmarked):
     mark = verify_hdf5_product(path, require_mark=False, deep=True)
     if mark is None:
         with tables.open_file(path) as h5file:
-            has_dl2 = "/dl2" in h5file
+            has_dl2 = DL2_GROUP in h5file
         kind = "DL2" if has_dl2 else "DL1"
         detail = (
             "no completeness mark (written by a stock ctapipe tool, or cut short); "
