@@ -51,8 +51,8 @@ def test_irf_and_benchmarks(chain):
     energy = np.sqrt(resolution["ENERG_LO"] * resolution["ENERG_HI"])
     core = (energy > 0.6) & (energy < 10) & (resolution["N_EVENTS"].ravel() >= 20)
     assert np.count_nonzero(core) >= 5
-    # measured (after cuts, 20-51 events per bin): bias 0.05 - 0.36, median 0.06;
-    # resolution 0.22 - 0.36, median 0.28 (toy energies fluctuate by 25 %)
+    # measured (after cuts, 83-218 events per bin): bias 0.00 - 0.18, median 0.07;
+    # resolution 0.24 - 0.39, median 0.29 (toy energies fluctuate by 25 %)
     bias = np.abs(np.ma.getdata(resolution["BIAS"]).ravel()[core])
     spread = np.ma.getdata(resolution["RESOLUTION"]).ravel()[core]
     assert np.median(bias) < 0.2
@@ -64,7 +64,7 @@ def test_irf_and_benchmarks(chain):
     energy = np.sqrt(angular["ENERG_LO"] * angular["ENERG_HI"])
     core = (energy > 0.3) & (energy < 3) & (angular["N_EVENTS"].ravel() >= 20)
     assert np.count_nonzero(core) >= 3
-    # measured: 68 % containment 0.17 - 0.40 deg, median 0.18 deg
+    # measured: 68 % containment 0.12 - 0.19 deg, median 0.16 deg
     containment = np.ma.getdata(angular["ANGULAR_RESOLUTION_68"]).ravel()[core]
     assert np.median(containment) < 0.3
     assert np.max(containment) < 0.6
