@@ -117,21 +117,22 @@ def _wrap(angle):
     return (np.asarray(angle) + 180.0) % 360.0 - 180.0
 
 
-def pointing_differences(alt, az, node):
+def pointing_differences(alt, az, reference_alt, reference_az):
     """
-    Zenith and azimuth differences between pointings and an IRF node.
+    Zenith and azimuth differences between pointings and a reference pointing.
 
     Parameters
     ----------
     alt, az : float or numpy.ndarray
         Pointing (deg).
-    node : IrfNode
+    reference_alt, reference_az : float
+        The reference, e.g. an IRF node (deg).
 
     Returns
     -------
     zenith, azimuth : numpy.ndarray
         Absolute differences (deg); azimuth wrapped, at most 180.
     """
-    zenith = np.abs((90.0 - np.asarray(alt)) - node.zenith)
-    azimuth = np.abs(_wrap(np.asarray(az) - node.az))
+    zenith = np.abs(np.asarray(alt) - reference_alt)
+    azimuth = np.abs(_wrap(np.asarray(az) - reference_az))
     return zenith, azimuth

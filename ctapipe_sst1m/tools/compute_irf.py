@@ -100,8 +100,7 @@ class SST1MIrfTool(IrfTool):
                 if path is None or not self.do_background:
                     continue
                 other = simulated_pointing(path)
-                node = IrfNode(alt=alt, az=az, nsb=self.nsb_node, fov_max=0.0)
-                zenith, azimuth = pointing_differences(*other, node)
+                zenith, azimuth = pointing_differences(*other, alt, az)
                 if zenith > SAME_NODE or azimuth > SAME_NODE:
                     raise IrfNodeError(
                         f"{path}: simulated at alt {other[0]:.2f} az {other[1]:.2f} deg,"

@@ -248,7 +248,7 @@ class DL3Tool(Tool):
         if self.node is None:
             return
         alt, az = run.mean_pointing()
-        zenith, azimuth = pointing_differences(alt, az, self.node)
+        zenith, azimuth = pointing_differences(alt, az, self.node.alt, self.node.az)
         max_zenith = self.max_zenith_difference.to_value(u.deg)
         max_azimuth = self.max_azimuth_difference.to_value(u.deg)
         if zenith <= max_zenith and azimuth <= max_azimuth:
