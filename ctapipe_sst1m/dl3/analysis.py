@@ -248,8 +248,9 @@ def spectrum_analysis(
     for observation in observations:
         dataset = maker.run(empty.copy(name=str(observation.obs_id)), observation)
         dataset = background.run(dataset, observation)
-        if dataset.counts_off is None or dataset.counts_off.data.sum() == 0:
-            # gammapy finds no OFF region where they would overlap the ON
+        if dataset.counts_off is None:
+            # gammapy finds no OFF region where they would overlap the ON (zero
+            # OFF counts in a found region are a measurement, and kept)
             continue
         datasets.append(safe.run(dataset, observation))
     if len(datasets) == 0:

@@ -13,6 +13,7 @@ sky position of the observation block (the wobble position of a wobble run).
 
 import operator
 from dataclasses import dataclass
+from functools import cached_property
 
 import astropy.units as u
 import numpy as np
@@ -66,8 +67,9 @@ class RunEvents:
         frame = AltAz(obstime=times, location=self.subarray.reference_location)
         return self.target.transform_to(frame)
 
+    @cached_property
     def mean_pointing(self):
-        """Mean pointing over the run: alt, az (deg)."""
+        """Mean pointing over the run: alt, az (deg); computed once per run."""
         altaz = self.pointing_altaz()
         x = np.cos(altaz.alt.rad) * np.cos(altaz.az.rad)
         y = np.cos(altaz.alt.rad) * np.sin(altaz.az.rad)

@@ -112,7 +112,7 @@ def observation_hdus(run, irf_hdus, irf_cards=None):
     common = _common_header(run, site, mjdref)
     tstart, tstop = seconds_since(run.start, mjdref), seconds_since(run.stop, mjdref)
     middle = run.start + (run.stop - run.start) / 2
-    alt_pnt, az_pnt = run.mean_pointing()
+    alt_pnt, az_pnt = run.mean_pointing
     ontime = tstop - tstart
 
     events = run.events

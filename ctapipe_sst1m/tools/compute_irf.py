@@ -126,7 +126,6 @@ class SST1MIrfTool(IrfTool):
                     f"the field-of-view cut {fov_max}, where no event is kept; set it "
                     f"to at most {fov_max}"
                 )
-        self.fov_max = fov_max
         return IrfNode(
             alt=alt, az=az, nsb=self.nsb_node, fov_max=float(fov_max.to_value(u.deg))
         )
@@ -139,11 +138,12 @@ class SST1MIrfTool(IrfTool):
     def calculate_selections(self, reduced_events):
         """ctapipe's selections, and the field-of-view cut."""
         reduced_events = super().calculate_selections(reduced_events)
+        fov_max = u.Quantity(self.node.fov_max, u.deg)
         for particle in PARTICLES:
             if particle not in reduced_events:
                 continue
             events = reduced_events[particle]
-            inside = events["reco_source_fov_offset"] < self.fov_max
+            inside = events["reco_source_fov_offset"] < fov_max
             for column in ("selected", "selected_gh", "selected_gh_multiplicity"):
                 if column in events.colnames:
                     events[column] &= inside
@@ -153,7 +153,7 @@ class SST1MIrfTool(IrfTool):
                 particle,
                 np.count_nonzero(~inside),
                 len(events),
-                self.fov_max,
+                fov_max,
             )
         self._report_psf_range(reduced_events["gammas"])
         return reduced_events

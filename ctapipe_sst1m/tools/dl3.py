@@ -247,7 +247,7 @@ class DL3Tool(Tool):
         """Refuse (or warn about) a run pointing outside the IRFs' validity."""
         if self.node is None:
             return
-        alt, az = run.mean_pointing()
+        alt, az = run.mean_pointing
         zenith, azimuth = pointing_differences(alt, az, self.node.alt, self.node.az)
         max_zenith = self.max_zenith_difference.to_value(u.deg)
         max_azimuth = self.max_azimuth_difference.to_value(u.deg)
