@@ -12,9 +12,8 @@ from ctapipe.tools.optimize_event_selection import EventSelectionOptimizer
 from ctapipe.tools.train_energy_regressor import TrainEnergyRegressor
 from ctapipe.tools.train_particle_classifier import TrainParticleClassifier
 
+from ctapipe_sst1m.io.toy import write_toy_config
 from ctapipe_sst1m.tools.compute_irf import SST1MIrfTool
-
-from ..toysim import write_toy_config
 
 REPO = Path(__file__).resolve().parents[2]
 RESOURCES = files("ctapipe_sst1m") / "resources"
@@ -57,7 +56,6 @@ OFF_NODE_RUN = (202403130003, "2024-03-13T03:00:00", 0, 3000, 1500)
 _PROCESS = """
 import sys
 sys.path.insert(0, {repo!r})
-import tests.toysim  # registers ToySST1MEventSource with ctapipe
 from ctapipe.tools.process import main
 sys.argv = ["ctapipe-process", *{argv!r}]
 main()

@@ -29,10 +29,10 @@ from ctapipe_sst1m.dl3.analysis import (
     spectrum_analysis,
     theta2_counts,
 )
+from ctapipe_sst1m.io.toy import SPECTRAL_INDEX, injected_gamma_flux
 from ctapipe_sst1m.tools.compute_irf import SST1MIrfTool
 from ctapipe_sst1m.tools.dl3 import DL3Tool
 
-from ..toysim import SPECTRAL_INDEX, injected_gamma_flux
 from .conftest import TARGET, WOBBLE, config
 
 #: systematic budget of the flux at 1 TeV, on top of its statistical error:

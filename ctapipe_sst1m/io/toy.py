@@ -1,5 +1,10 @@
 """
-A toy simulation of SST-1M showers, for tests only.
+A toy simulation of SST-1M showers, for tests and tutorials.
+
+It ships with the package (and is registered as a ctapipe event source) so that
+a newcomer, who has no SST-1M simulation production, can run the whole chain to
+DL3 in minutes: ``ctapipe-process --input gamma.sst1mtoy ...``. The real
+SST-1M simulations (sim_telarray) replace it in an analysis.
 
 `ToySST1MEventSource` reads a small YAML file (``*.sst1mtoy``: particle,
 number of showers, seed, obs_id) and yields simulated two-telescope events
@@ -129,7 +134,7 @@ def write_toy_config(path, particle, n_showers, seed, obs_id=1, observed=None, r
 
 
 class ToySST1MEventSource(EventSource):
-    """Toy simulated SST-1M events (see the module docstring); tests only."""
+    """Toy simulated SST-1M events (see the module docstring): tests and tutorials."""
 
     def __init__(self, input_url=None, config=None, parent=None, **kwargs):
         super().__init__(input_url=input_url, config=config, parent=parent, **kwargs)
