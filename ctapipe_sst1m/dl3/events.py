@@ -12,7 +12,7 @@ sky position of the observation block (the wobble position of a wobble run).
 """
 
 import operator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import astropy.units as u
@@ -54,6 +54,13 @@ class RunEvents:
     #: events with valid reconstructions passing the gammaness cut but
     #: reconstructed beyond the field-of-view cut
     n_outside_fov: int = 0
+    #: events left after each selection step, in order (every trigger is
+    #: written or counted with the step that removed it)
+    selection: dict = field(default_factory=dict)
+
+    def selection_summary(self):
+        """The selection steps as one line: ``name count, name count, ...``."""
+        return ", ".join(f"{name} {count}" for name, count in self.selection.items())
 
     def pointing_altaz(self, n_times=50):
         """
@@ -172,9 +179,15 @@ def read_run_events(path, cuts, prefixes, fov_max=None):
         energy < valid_energy["energy_max"][0]
     )
     selected = valid & in_range
+    selection = {
+        "triggers": len(events),
+        "valid reconstructions": int(np.count_nonzero(valid)),
+        "in the cuts' energy range": int(np.count_nonzero(selected)),
+    }
     selected[selected] = evaluate_binned_cut(
         gammaness[selected], energy[selected], gh_cuts, operator.ge
     )
+    selection["passing the gammaness cut"] = int(np.count_nonzero(selected))
     chosen = events[selected]
     times = chosen["time"]
     altaz = AltAz(obstime=times, location=subarray.reference_location)
@@ -190,6 +203,7 @@ def read_run_events(path, cuts, prefixes, fov_max=None):
         chosen, direction = chosen[inside], direction[inside]
         times = chosen["time"]
         selected[np.flatnonzero(selected)[~inside]] = False
+        selection["within the field of view"] = int(np.count_nonzero(selected))
     table = QTable(
         {
             "EVENT_ID": np.asarray(chosen["event_id"], dtype=np.int64),
@@ -213,4 +227,5 @@ def read_run_events(path, cuts, prefixes, fov_max=None):
         subarray=subarray,
         n_triggers=len(events),
         n_outside_fov=n_outside,
+        selection=selection,
     )

@@ -87,6 +87,13 @@ class DL3Tool(Tool):
         "RandomForestClassifier", help="Prefix of the gammaness"
     ).tag(config=True)
     overwrite = traits.Bool(False, help="Replace existing DL3 files").tag(config=True)
+    allow_empty_runs = traits.Bool(
+        False,
+        help="Write the DL3 file of a run no event of which passes the selection. "
+        "By default such a run is refused: a run without a single gamma-ray "
+        "candidate almost always means DL2 and cuts of different models or "
+        "reconstructions, and gammapy cannot print such an observation",
+    ).tag(config=True)
     max_zenith_difference = traits.AstroQuantity(
         default_value=5 * u.deg,
         physical_type=u.physical.angle,
@@ -286,11 +293,15 @@ class DL3Tool(Tool):
                     f"({type(err).__name__}: {one_line(err)})"
                 )
             if len(run.events) == 0:
-                self.log.warning(
-                    "%s: no event passes the cuts (of %d); its DL3 file has no events",
-                    path,
-                    run.n_triggers,
+                message = (
+                    f"{path}: no event passes the selection ({run.selection_summary()})"
                 )
+                if not self.allow_empty_runs:
+                    self._fail(
+                        f"{message}; are the DL2 file and the cuts of the same models? "
+                        "set DL3Tool.allow_empty_runs=True to write it anyway"
+                    )
+                self.log.warning("%s; its DL3 file has no events", message)
             self._check_mode(path, run)
             self._check_pointing(path, run)
             runs.append((path, run))

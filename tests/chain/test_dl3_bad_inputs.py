@@ -78,6 +78,18 @@ def dl3_cases(tmp, dl2, dl1, irf, cuts, raw_file):
     text_cuts = tmp / "cuts.txt"
     text_cuts.write_text("gammaness > 0.5\n")
     case("dl3 cuts file is text", [dl2], "", text_cuts.name, cuts_file=text_cuts)
+    strict = tmp / "strict_cuts.fits"
+    with fits.open(cuts) as hdus:
+        # a gammaness cut above 1 in every bin: no event can pass
+        hdus["GH_CUTS"].data["cut"][:] = 1.5
+        hdus.writeto(strict)
+    case(
+        "dl3 cuts that no event passes",
+        [dl2],
+        "no event passes",
+        dl2.name,
+        cuts_file=strict,
+    )
     cut_cuts = tmp / "cut_cuts.fits"
     cut_cuts.write_bytes(cuts.read_bytes()[:5000])
     case("dl3 cuts file truncated", [dl2], "", cut_cuts.name, cuts_file=cut_cuts)
