@@ -1,6 +1,7 @@
 """The SST-1M DigiCam event source."""
 
 import logging
+import sys
 from collections import Counter
 from pathlib import Path as _Path
 
@@ -13,6 +14,7 @@ from ctapipe.containers import (
     CameraCalibrationContainer,
     CoordinateFrameType,
     EventIndexContainer,
+    EventType,
     ObservationBlockContainer,
     ObservationBlockState,
     PixelStatus,
@@ -46,6 +48,7 @@ from ctapipe.io.hdf5dataformat import (
 
 from ..calib import SST1MR1Calibrator, check_config_sections, check_image_extractor
 from ..calib.pedestal_charges import PedestalChargeMonitor
+from ..core import run_summary
 from ..core.products import DL1, registered_files, write_hdf5_mark
 from ..instrument import SST1M_TEL_IDS, add_telescope, load_sst1m_subarray
 from ..version import __version__
@@ -108,6 +111,12 @@ class SST1MEventSource(EventSource):
     After a successful ``ctapipe-process`` run the telescope pointing is also
     appended to the output file (``/dl0/monitoring/telescope/pointing``), where
     ctapipe's HDF5EventSource and TableLoader find it when reading the file back.
+
+    ``max_events`` is lowered to the number of events the files' headers
+    announce (it is set to that number when not given): ``ctapipe-process``
+    sizes its progress bar with it, which then shows a total and an ETA. Inside
+    a tool, the source prints a summary of the run to stderr when it closes
+    (``print_summary``).
     """
 
     classes = [SST1MR1Calibrator, PedestalChargeMonitor]
@@ -270,6 +279,17 @@ class SST1MEventSource(EventSource):
         ),
     ).tag(config=True)
 
+    print_summary = Bool(
+        True,
+        help=(
+            "Inside a tool (ctapipe-process), print a summary of the run to stderr "
+            "when the source closes: events read and written, their types, the "
+            "images surviving the cleaning, pedestals and NSB voltage drop, "
+            "pointing. Not printed with the tool's --quiet; used as a library "
+            "(no tool), the source logs it at INFO instead."
+        ),
+    ).tag(config=True)
+
     is_simulation = False
     datalevels = (DataLevel.R0, DataLevel.R1)
 
@@ -309,6 +329,10 @@ class SST1MEventSource(EventSource):
             raise DigiCamFileError(
                 f"{', '.join(map(str, self.files))}: empty run, no events in the file(s)"
             )
+        # ctapipe-process passes max_events to its progress bar as the total:
+        # with the headers' count the bar shows how far the run is and an ETA
+        if not self.max_events or self.max_events > self.n_events_in_files:
+            self.max_events = self.n_events_in_files
 
         first = None
         tel_ids = {}
@@ -346,6 +370,9 @@ class SST1MEventSource(EventSource):
         self._scheduling_blocks, self._observation_blocks = self._make_blocks(start)
 
         self.skipped = Counter()
+        #: events yielded per ctapipe event type, for the summary
+        self.event_types = Counter()
+        self._voltage_drop_range = (np.inf, -np.inf)
         self.n_read = 0
         self._n_yielded = 0
         self._exhausted = False
@@ -672,10 +699,20 @@ class SST1MEventSource(EventSource):
             for event in self._fill_block(path, block, first_index):
                 event.count = counter
                 self._n_yielded += 1
+                self._tally(event)
                 yield event
                 counter += 1
         self._exhausted = True
         self._log_counts()
+
+    def _tally(self, event):
+        """Count what the end-of-run summary reports."""
+        self.event_types[event.trigger.event_type] += 1
+        drop = event.sst1m.tel[self.tel_id].voltage_drop_factor
+        if drop is not None:
+            drop = float(np.median(drop))
+            low, high = self._voltage_drop_range
+            self._voltage_drop_range = (min(low, drop), max(high, drop))
 
     def _fill_block(self, path, block, first_index):
         """Events of a block of decoded messages; times and pointing per block."""
@@ -868,6 +905,7 @@ class SST1MEventSource(EventSource):
 
     def __exit__(self, exc_type, exc_value, traceback):
         self._write_run_products()
+        self._show_summary()
         super().__exit__(exc_type, exc_value, traceback)
 
     def event_counts(self, n_written):
@@ -895,6 +933,119 @@ class SST1MEventSource(EventSource):
         if not_read > 0:
             counts["not processed (max_events)"] = not_read
         return counts
+
+    def summary(self, output=None):
+        """
+        A one-screen summary of the run: what was read, written and measured.
+
+        Parameters
+        ----------
+        output : pathlib.Path, optional
+            The DL1 file the hosting tool wrote; its events, their types and
+            the images surviving the cleaning are counted in it.
+
+        Returns
+        -------
+        list[str]
+            A title and aligned lines, as printed at the end of ctapipe-process.
+
+        Raises
+        ------
+        OSError
+            If ``output`` cannot be read.
+        """
+        more = f" and {len(self.files) - 1} more files" if len(self.files) > 1 else ""
+        rows = [
+            (
+                "input",
+                f"{self.files[0].name}{more}: tel {self.tel_id}, obs_id {self.obs_id}, "
+                + run_summary.plural(self.n_events_in_files, "event"),
+            )
+        ]
+        if output is None:
+            rows.append(
+                ("events", f"{self._n_yielded} read: " + self._describe_read_types())
+            )
+        else:
+            counts = run_summary.read_dl1_counts(output)
+            rows += [
+                ("output", f"{run_summary.short_path(output)}: {self._state(counts)}"),
+                ("left out", self._describe_left_out(counts.n_events)),
+                ("events", run_summary.describe_event_types(counts.event_types)),
+                ("cleaning", run_summary.describe_cleaning(counts)),
+            ]
+        rows += [
+            ("pedestals", self._describe_pedestals()),
+            ("pointing", self._describe_pointing()),
+        ]
+        title = (
+            f"{self.__class__.__name__} summary "
+            f"(--{self.__class__.__name__}.print_summary=False hides it)"
+        )
+        return run_summary.format_summary(title, rows)
+
+    def _state(self, counts):
+        """``32 events written, marked complete`` or why it is not."""
+        written = f"{counts.n_events} events written"
+        if self.completed:
+            return f"{written}, marked complete"
+        return (
+            f"{written}, INCOMPLETE: stopped after {self._n_yielded} of "
+            f"{self.n_events_in_files} events, not marked complete"
+        )
+
+    def _describe_left_out(self, n_written):
+        counts = self.event_counts(n_written)
+        return ", ".join(
+            f"{n} {reason}" for reason, n in counts.items() if reason != "written" and n
+        )
+
+    def _describe_read_types(self):
+        ordered = self.event_types.most_common()
+        return ", ".join(f"{n} {t.name}" for t, n in ordered) or "none"
+
+    def _describe_pedestals(self):
+        n = self.event_types[EventType.SKY_PEDESTAL]
+        n += self.event_types[EventType.DARK_PEDESTAL]
+        if self.r1_calibrator is None:
+            return f"{n} events; R1 not calibrated, no NSB voltage-drop correction"
+        if n == 0 and self._n_primed == 0:
+            return "none: no NSB voltage-drop correction"
+        mode = self.r1_calibrator.voltage_drop_correction
+        low, high = self._voltage_drop_range
+        if mode == "none" or not np.isfinite(low):
+            return f"{n} events; NSB voltage-drop correction {mode}"
+        spread = f" to {high:.3f}" if high - low >= 5e-4 else ""
+        return f"{n} events; NSB voltage drop {low:.3f}{spread} ({mode})"
+
+    def _describe_pointing(self):
+        target = self.target
+        if not target.has_position:
+            header = self.headers[0].events_header.get("TARGET")
+            why = f"TARGET {header!r}" if header else "no TARGET header"
+            return f"unknown ({why}); set SST1MEventSource.pointing_ra/pointing_dec"
+        name = "" if target.name == "UNKNOWN" else f"{target.name}, "
+        return f"{name}RA {target.ra:.3f} deg, Dec {target.dec:.3f} deg (ICRS)"
+
+    def _show_summary(self):
+        """
+        Print the summary at the end of a tool's run, or log it at INFO when the
+        source is used as a library; nothing if the tool wrote no DL1 output
+        (it failed before, and said why).
+        """
+        hosted = run_summary.hosting_tool(self) is not None
+        outputs = [p for p in registered_files("output", role="DL1/Event") if p.is_file()]
+        if hosted and not outputs:
+            return
+        try:
+            lines = self.summary(outputs[-1] if outputs else None)
+        except (OSError, tables.HDF5ExtError, tables.NoSuchNodeError) as err:
+            self.log.warning("No run summary: %s", err)
+            return
+        if run_summary.summary_wanted(self, self.print_summary):
+            print("\n".join(lines), file=sys.stderr, flush=True)
+        elif not hosted:
+            self.log.info("\n".join(lines))
 
     def _write_run_products(self):
         """
