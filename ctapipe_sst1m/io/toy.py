@@ -41,6 +41,7 @@ Optional keys of ``observed``:
   shower every 0.02 s, so the gamma flux does not change.
 """
 
+import copy
 from pathlib import Path
 
 import astropy.units as u
@@ -166,6 +167,13 @@ class ToySST1MEventSource(EventSource):
         self.kind, self.times = self._shower_times()
         self.pointing = self._pointing()
         self._showers = self._draw_showers()
+        # ctapipe-process gives max_events to its progress bar as the total.
+        # Which showers trigger is only known by drawing their images, which
+        # costs as much as the simulation: counted only for a tool showing a bar
+        if getattr(self.parent, "progress_bar", False):
+            n_events = self.count_events()
+            if n_events and (not self.max_events or self.max_events > n_events):
+                self.max_events = n_events
 
     @staticmethod
     def is_compatible(file_path):
@@ -396,6 +404,24 @@ class ToySST1MEventSource(EventSource):
             impact=impact,
         )
 
+    def count_events(self):
+        """
+        The number of events the run yields: the showers that trigger.
+
+        Their images are drawn with a copy of the random generator, so that the
+        events yielded afterwards are the same as without counting.
+
+        Returns
+        -------
+        int
+        """
+        rng = copy.deepcopy(self.rng)
+        return sum(
+            1
+            for i in range(self.n_showers)
+            if self._images(i, self._showers, self.components[self.kind[i]][0], rng)
+        )
+
     def _generator(self):
         showers, rng = self._showers, self.rng
         counter = 0
@@ -410,7 +436,8 @@ class ToySST1MEventSource(EventSource):
             counter += 1
             yield event
 
-    def _event(self, i, showers, p, rng):
+    def _images(self, i, showers, p, rng):
+        """The images of shower ``i`` in the telescopes it triggers."""
         images = {}
         for tel_id in self.subarray.tel_ids:
             geometry = self.subarray.tel[tel_id].camera.geometry
@@ -446,6 +473,10 @@ class ToySST1MEventSource(EventSource):
                 20 * u.ns,
             ) + rng.normal(0, 0.5, geometry.n_pixels)
             images[tel_id] = (values, signal, peak_time, image["impact"][i])
+        return images
+
+    def _event(self, i, showers, p, rng):
+        images = self._images(i, showers, p, rng)
         if not images:
             return None
 
