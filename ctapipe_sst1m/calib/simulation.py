@@ -22,6 +22,7 @@ from functools import cache
 from importlib.resources import files
 from pathlib import Path, PurePath
 
+import astropy.units as u
 import numpy as np
 import tables
 from astropy.table import Table
@@ -35,6 +36,13 @@ from ctapipe.io.hdf5dataformat import (
 )
 
 from ..core.products import DL1, ProductError, registered_files, write_hdf5_mark
+from ..instrument import (
+    SST1M_FOCAL_LENGTH_CHOICE,
+    fill_effective_focal_length,
+    focal_length_mismatches,
+    sst1m_focal_length,
+    sst1m_optics,
+)
 from .simtel_files import SimTelFileError, is_simtel_file, scan_simtel_file
 
 __all__ = [
@@ -57,6 +65,16 @@ def _pde_option(tel_id=1):
         f"SST1MSimulationCorrections: {{pde_correction: [[id, {tel_id}, 1.0]]}} "
         f"(tel {tel_id})"
     )
+
+
+def _tels(tel_ids):
+    """``tel 1``, ``tels 1, 2``, or ``70 telescopes (1, 2, 3, ...)``."""
+    tel_ids = sorted(tel_ids)
+    if len(tel_ids) == 1:
+        return f"tel {tel_ids[0]}"
+    if len(tel_ids) <= 5:
+        return "tels " + ", ".join(map(str, tel_ids))
+    return f"{len(tel_ids)} telescopes ({', '.join(map(str, tel_ids[:3]))}, ...)"
 
 
 @cache
@@ -112,6 +130,14 @@ class SST1MSimulationCorrections(MonitoringSource):
     input was checked complete and the output holds the simulated shower
     distribution, which ctapipe writes after the last event of the input.
 
+    It also keeps the telescope-frame parameters of simulations comparable with
+    those of data: the camera frames of SST-1M telescopes must use the focal
+    length of data (`~ctapipe_sst1m.instrument.SST1M_FOCAL_LENGTH_CHOICE`, the
+    equivalent one; ``sst1m_mc.yaml`` sets it). SST-1M telescopes without an
+    effective focal length (older sim_telarray files) get the SST-1M one in the
+    subarray the tool writes, said at INFO level, so that ctapipe's readers,
+    which ask for it by default, open the output.
+
     Raises
     ------
     SimTelFileError
@@ -119,7 +145,8 @@ class SST1MSimulationCorrections(MonitoringSource):
         file.
     ctapipe.core.ToolConfigurationError
         At creation, if a telescope has no PDE correction, a factor is not
-        positive or the input is ambiguous.
+        positive, the input is ambiguous, or the camera frame of an SST-1M
+        telescope does not use the focal length of data.
     """
 
     pde_correction = FloatTelescopeParameter(
@@ -158,7 +185,9 @@ class SST1MSimulationCorrections(MonitoringSource):
         # outputs registered before this source existed are not its tool's
         self._outputs_before = registered_files("output", role="DL1/Event")
         self._n_events = 0
+        self._check_focal_length()
         self.input_path, self.scan = self._read_input()
+        self._fill_effective_focal_length()
         self.factors = self._factors()
         self._coefficients = {
             tel_id: np.full(
@@ -169,6 +198,58 @@ class SST1MSimulationCorrections(MonitoringSource):
             for tel_id, factor in self.factors.items()
         }
         self.log.info("PDE corrections: %s", self.factors)
+
+    def _check_focal_length(self):
+        """
+        Refuse SST-1M camera frames that do not use the focal length of data.
+
+        Raises
+        ------
+        ctapipe.core.ToolConfigurationError
+            If the camera frame of an SST-1M telescope has another focal length
+            than `~ctapipe_sst1m.instrument.SST1M_FOCAL_LENGTH_CHOICE`'s.
+        """
+        mismatches = focal_length_mismatches(self.subarray)
+        if not mismatches:
+            return
+        inputs = registered_files("input", role="DL0/Event")
+        where = self.input_url or (inputs[0] if inputs else self.__class__.__name__)
+        found = ", ".join(f"{f.to_value(u.m):.3f}" for f in set(mismatches.values()))
+        choice = SST1M_FOCAL_LENGTH_CHOICE.name
+        raise ToolConfigurationError(
+            f"{where}: {_tels(mismatches)}: camera frame focal length {found} m, but "
+            f"SST-1M data and the models trained on simulations use the {choice} "
+            f"focal length ({sst1m_focal_length().to_value(u.m):.3f} m) for "
+            f"telescope-frame parameters; set SimTelEventSource.focal_length_choice: "
+            f"{choice}"
+        )
+
+    def _fill_effective_focal_length(self):
+        """Give SST-1M telescopes without an effective focal length the SST-1M
+        one before the tool writes the subarray, so that ctapipe's readers, which
+        ask for it by default, read the output."""
+        filled, unknown = fill_effective_focal_length(self.subarray)
+        where = self.input_path.name if self.input_path else "the input"
+        if filled:
+            self.log.info(
+                "%s: no effective focal length for %s, set to the SST-1M one "
+                "(%.3f m, ctapipe_sst1m instrument resource) so that ctapipe's "
+                "readers open the output; telescope-frame parameters use the %s "
+                "focal length (%.3f m)",
+                where,
+                _tels(filled),
+                sst1m_optics().effective_focal_length.to_value(u.m),
+                SST1M_FOCAL_LENGTH_CHOICE.name.lower(),
+                sst1m_focal_length().to_value(u.m),
+            )
+        if unknown:
+            self.log.warning(
+                "%s: no effective focal length for %s, whose optics are not "
+                "SST-1M's: read the output with focal_length_choice=EQUIVALENT "
+                "(TableLoader, HDF5EventSource)",
+                where,
+                _tels(unknown),
+            )
 
     @property
     def _needs_history(self):

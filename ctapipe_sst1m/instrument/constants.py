@@ -1,12 +1,14 @@
 """Fixed numbers of the SST-1M telescopes and their DigiCam camera."""
 
 import astropy.units as u
+from ctapipe.instrument import FocalLengthKind
 
 __all__ = [
     "DIGICAM_N_CHANNELS",
     "DIGICAM_N_PIXELS",
     "DIGICAM_N_SAMPLES",
     "DIGICAM_SAMPLING_RATE",
+    "SST1M_FOCAL_LENGTH_CHOICE",
     "SST1M_SUBARRAY_NAME",
     "SST1M_TELESCOPE_TYPE",
     "SST1M_TEL_IDS",
@@ -26,3 +28,10 @@ DIGICAM_N_SAMPLES = 50
 DIGICAM_SAMPLING_RATE = 0.25 * u.GHz
 #: gain channels: DigiCam has a single gain
 DIGICAM_N_CHANNELS = 1
+
+#: focal length of the camera frame in which the images of data and of
+#: simulations become telescope-frame parameters (fov_lon, fov_lat, length, ...):
+#: the equivalent one (5.600 m), as in sst1mpipe, whose models are trained on
+#: parameters scaled by it; ctapipe's default, the effective one (5.697 m), would
+#: make every angle 1.7 % smaller. Data and simulations must use the same one.
+SST1M_FOCAL_LENGTH_CHOICE = FocalLengthKind.EQUIVALENT

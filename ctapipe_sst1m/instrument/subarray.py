@@ -36,9 +36,12 @@ from ctapipe.instrument import (
     UnknownTelescopeID,
 )
 
+from .constants import SST1M_FOCAL_LENGTH_CHOICE
+
 __all__ = [
     "add_telescope",
     "load_sst1m_subarray",
+    "sst1m_optics",
     "sst1m_telescope_description",
 ]
 
@@ -126,16 +129,35 @@ def _layout():
 
 @functools.cache
 def _geometry():
-    """The camera geometry, in a camera frame with the equivalent focal length."""
+    """The camera geometry, in a camera frame of the SST-1M focal length choice."""
     layout = _layout()
     geometry = _read_resource(layout.geometry_file, CameraGeometry.from_table)
-    geometry.frame = CameraFrame(focal_length=layout.optics.equivalent_focal_length)
+    geometry.frame = CameraFrame(
+        focal_length=layout.optics.get_focal_length(SST1M_FOCAL_LENGTH_CHOICE)
+    )
     return geometry
 
 
 @functools.cache
 def _readout(name):
     return _read_resource(name, CameraReadout.from_table)
+
+
+def sst1m_optics() -> OpticsDescription:
+    """
+    The optics of the SST-1M telescopes, from the instrument resource.
+
+    Returns
+    -------
+    ctapipe.instrument.OpticsDescription
+        Shared with every description of the package: do not modify it.
+
+    Raises
+    ------
+    FileNotFoundError, OSError
+        If the layout resource is missing or invalid.
+    """
+    return _layout().optics
 
 
 def _check_tel_id(tel_id):
@@ -159,7 +181,8 @@ def sst1m_telescope_description(tel_id: int) -> TelescopeDescription:
     -------
     ctapipe.instrument.TelescopeDescription
         Optics, DigiCam geometry (in a `~ctapipe.coordinates.CameraFrame` with the
-        equivalent focal length) and the readout of ``tel_id``.
+        focal length `~ctapipe_sst1m.instrument.SST1M_FOCAL_LENGTH_CHOICE`, the
+        equivalent one) and the readout of ``tel_id``.
 
     Raises
     ------
