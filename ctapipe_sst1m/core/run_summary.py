@@ -10,6 +10,7 @@ log line would carry a time stamp and a level on every line.
 """
 
 import sys
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,7 @@ __all__ = [
     "format_summary",
     "hosting_tool",
     "plural",
+    "print_lines",
     "print_summary",
     "read_dl1_counts",
     "short_path",
@@ -192,29 +194,48 @@ def summary_wanted(component, enabled):
     return bool(enabled) and tool is not None and not tool.quiet
 
 
-def format_summary(title, rows):
+def format_summary(title, rows, width=100):
     """
-    A title and aligned ``label  text`` lines.
+    A title and aligned ``label  text`` lines, long texts wrapped under
+    themselves (paths are not broken).
 
     Parameters
     ----------
     title : str
     rows : list[tuple[str, str]]
         Rows whose text is None or empty are left out.
+    width : int
+        Wrap texts at this many characters.
 
     Returns
     -------
     list[str]
     """
     rows = [(label, text) for label, text in rows if text]
-    width = max((len(label) for label, _ in rows), default=0)
-    return [title, *(f"  {label:<{width}}  {text}" for label, text in rows)]
+    label_width = max((len(label) for label, _ in rows), default=0)
+    lines = [title]
+    for label, text in rows:
+        wrapped = textwrap.wrap(
+            text,
+            width=max(width, label_width + 40),
+            initial_indent=f"  {label:<{label_width}}  ",
+            subsequent_indent=" " * (label_width + 4),
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
+        lines += wrapped
+    return lines
 
 
 def print_summary(title, rows, file=None):
     """Print `format_summary` of ``title`` and ``rows`` to ``file`` (stderr)."""
+    print_lines(format_summary(title, rows), file)
+
+
+def print_lines(lines, file=None):
+    """Print ``lines`` to ``file`` (stderr), flushed: before the tool's last log."""
     stream = sys.stderr if file is None else file
-    print("\n".join(format_summary(title, rows)), file=stream, flush=True)
+    print("\n".join(lines), file=stream, flush=True)
 
 
 def short_path(path):

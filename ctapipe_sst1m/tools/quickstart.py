@@ -5,6 +5,7 @@ from pathlib import Path
 
 from ctapipe.core import Provenance, Tool, traits
 
+from ..core.run_summary import print_summary, short_path
 from ..version import __version__
 
 __all__ = ["SHIPPED_CONFIGS", "QuickStartTool"]
@@ -96,8 +97,38 @@ class QuickStartTool(Tool):
             header = f"# written by {self.name} {__version__}\n"
             destination = self.workdir / name
             destination.write_text(header + text)
-            Provenance().add_output_file(destination, role="config")
+            # YAML has no CTAO reference metadata to read back: without
+            # add_meta=False ctapipe warns (MissingReferenceMetadata) per file
+            Provenance().add_output_file(destination, role="config", add_meta=False)
             self.log.info("wrote %s (%s)", destination, purpose)
+
+    def finish(self):
+        if self.quiet:
+            return
+        contact = f"contact {self.contact_name} <{self.contact_email}>"
+        if self.contact_name == "YOUR-NAME-HERE":
+            contact = "contact not set (--name, --email): edit DataWriter.Contact"
+        workdir = short_path(self.workdir)
+        configs = {name: f"{workdir}/{name}" for name in ("sst1m.yaml", "sst1m_mc.yaml")}
+        print_summary(
+            f"{self.name}: {len(SHIPPED_CONFIGS)} configuration files written to "
+            f"{workdir} ({contact})",
+            [
+                ("files", ", ".join(SHIPPED_CONFIGS)),
+                (
+                    "raw data",
+                    f"ctapipe-process --config {configs['sst1m.yaml']} "
+                    "-i RUN.fits.fz -o RUN.dl1.h5",
+                ),
+                (
+                    "simulations",
+                    f"ctapipe-process --config {configs['sst1m_mc.yaml']} "
+                    "-i RUN.simtel.zst -o RUN.dl1.h5",
+                ),
+                ("the others", "each file's header says which tool reads it, and how"),
+                ("tools", "ctapipe-sst1m-info lists the package's tools and plugins"),
+            ],
+        )
 
 
 def main():
