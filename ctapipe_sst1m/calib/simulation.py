@@ -18,6 +18,7 @@ written it to the end.
 """
 
 import re
+from collections import defaultdict
 from functools import cache
 from importlib.resources import files
 from pathlib import Path, PurePath
@@ -35,6 +36,7 @@ from ctapipe.io.hdf5dataformat import (
     SHOWER_DISTRIBUTION_TABLE,
 )
 
+from ..core import run_summary
 from ..core.products import DL1, ProductError, registered_files, write_hdf5_mark
 from ..instrument import (
     SST1M_FOCAL_LENGTH_CHOICE,
@@ -176,6 +178,16 @@ class SST1MSimulationCorrections(MonitoringSource):
             "Read the whole sim_telarray input (object headers) before processing "
             "and refuse it if it is truncated or damaged; the DL1 output is marked "
             "complete only if this check was made."
+        ),
+    ).tag(config=True)
+
+    print_summary = Bool(
+        default_value=True,
+        help=(
+            "Inside a tool (ctapipe-process), print a summary to stderr when the "
+            "source closes: events corrected and the factors used, the output, "
+            "the images surviving the cleaning. Not printed with the tool's "
+            "--quiet; used as a library (no tool), it is logged at INFO instead."
         ),
     ).tag(config=True)
 
@@ -401,9 +413,93 @@ class SST1MSimulationCorrections(MonitoringSource):
 
     def __exit__(self, exc_type, exc_value, traceback):
         try:
-            self._mark_outputs(failed=exc_type is not None)
+            marked = self._mark_outputs(failed=exc_type is not None)
+            self._show_summary(marked)
         finally:
             super().__exit__(exc_type, exc_value, traceback)
+
+    def _describe_factors(self):
+        """``1 (pde_correction): tels 1-70``, telescopes grouped by factor."""
+        groups = defaultdict(list)
+        for tel_id, factor in self.factors.items():
+            configured = self.pde_correction.tel[tel_id] is not None
+            origin = "pde_correction" if configured else "QE file in the history"
+            groups[(factor, origin)].append(tel_id)
+        return "; ".join(
+            f"{factor:.4g} ({origin}): {'tel' if len(tel_ids) == 1 else 'tels'} "
+            + run_summary.describe_ids(tel_ids)
+            for (factor, origin), tel_ids in groups.items()
+        )
+
+    def summary(self, output, marked):
+        """
+        A one-screen summary: events corrected, factors, the output.
+
+        Parameters
+        ----------
+        output : pathlib.Path
+            The DL1 file the hosting tool wrote.
+        marked : bool
+            Whether it was marked complete.
+
+        Returns
+        -------
+        list[str]
+
+        Raises
+        ------
+        OSError
+            If ``output`` cannot be read.
+        """
+        if self.input_path is None:
+            checked = "no sim_telarray input"
+        elif self.scan is not None and self.scan.complete:
+            checked = (
+                f"{self.input_path.name}: read to its end, complete "
+                f"({self.scan.n_objects} objects)"
+            )
+        else:
+            checked = f"{self.input_path.name}: not checked complete"
+        counts = run_summary.read_dl1_counts(output)
+        state = "marked complete" if marked else "NOT marked complete"
+        name = self.__class__.__name__
+        return run_summary.format_summary(
+            f"{name} summary (--{name}.print_summary=False hides it)",
+            [
+                ("input", checked),
+                (
+                    "corrected",
+                    f"{run_summary.plural(self._n_events, 'event')}; charges divided "
+                    f"by {self._describe_factors()}",
+                ),
+                (
+                    "output",
+                    f"{run_summary.short_path(output)}: {counts.n_events} events "
+                    f"written, {state}",
+                ),
+                ("cleaning", run_summary.describe_cleaning(counts)),
+            ],
+        )
+
+    def _show_summary(self, marked):
+        """Print the summary at the end of a tool's run (log it at INFO in library
+        use); nothing if the tool wrote no DL1 output."""
+        outputs = [
+            path
+            for path in registered_files("output", role="DL1/Event")
+            if path not in self._outputs_before and path.is_file()
+        ]
+        if not outputs:
+            return
+        try:
+            lines = self.summary(outputs[-1], outputs[-1] in marked)
+        except (OSError, tables.HDF5ExtError, tables.NoSuchNodeError) as err:
+            self.log.warning("No summary: %s", err)
+            return
+        if run_summary.summary_wanted(self, self.print_summary):
+            run_summary.print_lines(lines)
+        elif run_summary.hosting_tool(self) is None:
+            self.log.info("\n".join(lines))
 
     def _mark_outputs(self, failed=False):
         """

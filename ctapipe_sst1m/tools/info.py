@@ -123,8 +123,11 @@ def listing():
         module_name = entry_point.value.partition(":")[0]
         description = first_sentence(_module_docstring(module_name))
         # "ctapipe-sst1m-check: is each file..." says its name twice
-        description = description.removeprefix(f"{entry_point.name}: ")
-        lines.append(_entry(entry_point.name, description[:1].upper() + description[1:]))
+        prefix = f"{entry_point.name}: "
+        if description.startswith(prefix):
+            description = description.removeprefix(prefix)
+            description = description[:1].upper() + description[1:]
+        lines.append(_entry(entry_point.name, description))
     for group, heading, chosen in PLUGIN_GROUPS:
         lines += ["", f"{heading} ({group} plugins; {chosen}):"]
         for entry_point in package_entry_points(group):

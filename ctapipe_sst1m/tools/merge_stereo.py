@@ -14,6 +14,7 @@ from ..core.products import (
     remove_stale_partials,
     write_hdf5_mark,
 )
+from ..core.run_summary import plural, print_summary, short_path
 from ..stereo.dl1_files import (
     StereoInputError,
     concatenate_events,
@@ -192,6 +193,10 @@ class MergeStereoTool(Tool):
         files1, files2 = self.groups.values()
         tel_ids = list(self.groups)
         events1, events2 = concatenate_events(files1), concatenate_events(files2)
+        self.n_inputs = {
+            tel_ids[0]: len(events1["event_id"]),
+            tel_ids[1]: len(events2["event_id"]),
+        }
         try:
             self.result, self.info = self.matcher(
                 events1, events2, is_simulation=self.is_simulation
@@ -284,6 +289,34 @@ class MergeStereoTool(Tool):
             self._describe_counts(),
         )
         self.log.info("%d events written", len(self.events))
+        if not self.quiet:
+            self._print_summary()
+
+    def _print_summary(self):
+        """What was paired and written, at the default log level."""
+        n_pairs = self.result.n_pairs
+        method = self.info["method"]
+        if self.info.get("offset"):
+            method += f", clock offset {self.info['offset'] / 1e6:.3f} ms"
+        rows = [("paired", f"{n_pairs} events of both telescopes ({method})")]
+        for tel_id, unmatched in self._unmatched().items():
+            n_files = len(self.groups[tel_id])
+            detail = ", ".join(f"{n} {reason}" for reason, n in unmatched.items())
+            rows.append(
+                (
+                    f"tel {tel_id}",
+                    f"{self.n_inputs[tel_id]} events in {plural(n_files, 'file')}, "
+                    f"{n_pairs} paired; unpaired: {detail or 'none'}",
+                )
+            )
+        if self.include_unmatched:
+            n_alone = len(self.events) - n_pairs
+            rows.append(("unpaired", f"{n_alone} written as single-telescope events"))
+        print_summary(
+            f"{self.name}: {len(self.events)} events written to "
+            f"{short_path(self.output_path)}",
+            rows,
+        )
 
 
 def _night_names(nights):

@@ -1,5 +1,6 @@
 """Stock ctapipe-process on real DigiCam files, read back by ctapipe."""
 
+import re
 import shutil
 import subprocess
 import sys
@@ -205,6 +206,11 @@ def test_bad_input(tmp_path, bad_inputs, case):
     for reason in reasons:
         assert reason in stderr
     assert path.name in stderr
+    if case in ("LST", "NectarCAM"):
+        # our plugin says nothing about other cameras' files: the only mention of
+        # it is ctapipe's list of the sources it tried
+        ours = [line for line in stderr.splitlines() if re.search("SST1M|DigiCam", line)]
+        assert [line for line in ours if "available EventSources" not in line] == []
 
 
 def test_mixed_telescope_list(tmp_path, digicam_files):
