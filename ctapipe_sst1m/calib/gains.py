@@ -21,18 +21,15 @@ Only the ECSV tables record their telescope (``tel_id`` metadata): sst1mpipe's
 frames hold pixel columns only, no telescope, camera or serial number, in no
 attribute. `telescope_of_gains` recognises those by their pixel gain pattern.
 
-The private helpers reading files and resources are shared with
-`ctapipe_sst1m.calib.window`.
+The file and resource reading they share with `ctapipe_sst1m.calib.window` is
+in `ctapipe_sst1m.calib.tables`.
 """
 
 import functools
 import hashlib
 import logging
-import os
 import re
 from dataclasses import dataclass, replace
-from importlib.resources import files
-from importlib.resources.abc import Traversable
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +38,18 @@ from astropy.table import Table
 from scipy.stats import spearmanr
 
 from ..instrument.constants import DIGICAM_N_PIXELS, SST1M_TEL_IDS
+from .tables import (
+    as_path,
+    check_columns,
+    check_tel_id,
+    is_ecsv,
+    order_by_pixel_id,
+    read_bytes,
+    read_calibration_resource,
+    read_ecsv,
+    recorded_integer,
+    table_columns,
+)
 
 __all__ = [
     "GainTable",
@@ -53,21 +62,15 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: directory of the calibration resource files
-RESOURCES = files("ctapipe_sst1m") / "resources/calibration"
 #: columns a gain file must have
 GAIN_COLUMNS = ("pixel_id", "dc_to_pe", "calib_flag")
 #: first bytes of an HDF5 file (superblock at offset 0, as pandas writes them)
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-#: first characters of an ECSV file
-ECSV_SIGNATURE = "# %ECSV"
 #: telescope in a file name (``_Tel1_``, ``_tel2.``, ``tel_01``, ``tel022``) -> tel_id
 FILE_TELESCOPES = {"1": 21, "2": 22, "21": 21, "22": 22}
 _TELESCOPE_TOKEN = re.compile(r"(?<![A-Za-z0-9])[Tt]el_?0?(1|2|21|22)(?![A-Za-z0-9])")
 #: an observation date in a file name: 20230917_0528_0529_Tel1_fitted_parameters.h5
 _DATE_TOKEN = re.compile(r"(?<!\d)(20\d{2})(\d{2})(\d{2})(?!\d)")
-#: errors of a resource whose content is invalid
-_PARSE_ERRORS = (KeyError, TypeError, ValueError)
 #: a gain table is a telescope's by its gain pattern when its rank correlation
 #: with that telescope's shipped gains is at least GAIN_PATTERN_SAME and with the
 #: other's below GAIN_PATTERN_OTHER (measured: 0.67 or more against 0.10 at
@@ -173,21 +176,21 @@ def read_gain_columns(path, n_pixels=DIGICAM_N_PIXELS) -> tuple[Table, str]:
         a column, has not ``n_pixels`` rows, pixel ids other than a permutation
         of 0 to n_pixels - 1, or ``tel_id`` metadata that is not an integer.
     """
-    path = _as_path(path)
-    data = _read_bytes(path, "gain file")
+    path = as_path(path)
+    data = read_bytes(path, "gain file")
     measured, tel_id = None, None
     if data.startswith(HDF5_SIGNATURE):
         columns, index = _read_hdf5_frame(data, path, GAIN_COLUMNS)
         columns["pixel_id"] = _fill_pixel_ids(columns["pixel_id"], index, path)
-    elif _is_ecsv(data):
-        source_table = _read_ecsv(data, path)
-        columns = _table_columns(source_table, path, GAIN_COLUMNS)
+    elif is_ecsv(data):
+        source_table = read_ecsv(data, path)
+        columns = table_columns(source_table, path, GAIN_COLUMNS)
         measured = source_table.meta.get("measured")
-        tel_id = _recorded_integer(source_table.meta, "tel_id", path)
+        tel_id = recorded_integer(source_table.meta, "tel_id", path)
     else:
         raise ValueError(f"{path} is neither an HDF5 nor an ECSV file")
 
-    order = _order_by_pixel_id(columns["pixel_id"], n_pixels, path)
+    order = order_by_pixel_id(columns["pixel_id"], n_pixels, path)
     table = Table(
         {
             "pixel_id": np.arange(n_pixels, dtype=np.int64),
@@ -201,16 +204,6 @@ def read_gain_columns(path, n_pixels=DIGICAM_N_PIXELS) -> tuple[Table, str]:
     if tel_id is not None:
         table.meta["tel_id"] = tel_id
     return table, hashlib.sha256(data).hexdigest()
-
-
-def _recorded_integer(meta, key, path):
-    """The integer ``meta[key]`` (a telescope or window number), None if absent."""
-    value = meta.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise ValueError(f"{path}: {key} metadata {value!r} is not an integer")
-    return int(value)
 
 
 def _date_in_name(path):
@@ -365,89 +358,12 @@ def default_gain_table(tel_id: int) -> GainTable:
     FileNotFoundError, OSError
         If the resource file is missing or invalid.
     """
-    _check_tel_id(tel_id)
+    check_tel_id(tel_id)
     name = gain_resource_name(tel_id)
     return replace(
-        _read_resource(name, read_gain_file), source=f"ctapipe_sst1m default {name}"
+        read_calibration_resource(name, read_gain_file),
+        source=f"ctapipe_sst1m default {name}",
     )
-
-
-def _check_tel_id(tel_id):
-    if tel_id not in SST1M_TEL_IDS:
-        raise ValueError(f"{tel_id} is not an SST-1M telescope, known: {SST1M_TEL_IDS}")
-
-
-def _resource_path(name):
-    """The calibration resource ``name``."""
-    return RESOURCES / name
-
-
-def _read_resource(name, read):
-    """``read(resource)`` for the calibration resource ``name``."""
-    resource = _resource_path(name)
-    if not resource.is_file():
-        raise FileNotFoundError(
-            f"SST-1M calibration resource {name} not found in {RESOURCES}: "
-            "the ctapipe-sst1m installation is incomplete"
-        )
-    log.debug("reading %s", resource)
-    try:
-        return read(resource)
-    except _PARSE_ERRORS as err:
-        raise OSError(
-            f"SST-1M calibration resource {resource} is invalid: {err}"
-        ) from err
-
-
-def _as_path(path):
-    if isinstance(path, Traversable):
-        return path
-    return Path(os.fspath(path))
-
-
-def _read_bytes(path, kind):
-    try:
-        return path.read_bytes()
-    except FileNotFoundError as err:
-        raise FileNotFoundError(f"{kind} {path} not found") from err
-    except OSError as err:
-        raise OSError(f"Cannot read {kind} {path}: {err}") from err
-
-
-def _is_ecsv(data):
-    return data.startswith(ECSV_SIGNATURE.encode())
-
-
-def _read_ecsv(data, path):
-    """The ECSV table in the bytes ``data`` of the file ``path``."""
-    try:
-        return Table.read(data.decode("utf-8").splitlines(), format="ascii.ecsv")
-    except (UnicodeDecodeError, *_PARSE_ERRORS) as err:
-        raise ValueError(f"{path} is not a valid ECSV table: {err}") from err
-
-
-def _table_columns(table, path, names):
-    """The numeric columns ``names`` of an astropy table, as arrays."""
-    _check_columns(names, table.colnames, path)
-    columns = {name: np.asarray(table[name]) for name in names}
-    _check_numeric(columns, path)
-    return columns
-
-
-def _check_columns(names, present, path):
-    missing = [name for name in names if name not in present]
-    if missing:
-        raise ValueError(
-            f"{path} has no column {', '.join(missing)} (columns: {', '.join(present)})"
-        )
-
-
-def _check_numeric(columns, path):
-    for name, values in columns.items():
-        if values.dtype.kind not in "biuf" or values.ndim != 1:
-            raise ValueError(
-                f"{path}: column {name} is not a numeric column ({values.dtype})"
-            )
 
 
 def _read_hdf5_frame(data, path, names):
@@ -513,7 +429,7 @@ def _frame_columns(frame, path, names):
                 f"{(len(index), len(items))} (rows, columns)"
             )
         columns.update({name: values[:, items.index(name)] for name in wanted})
-    _check_columns(names, present, path)
+    check_columns(names, present, path)
     return columns, index
 
 
@@ -531,25 +447,6 @@ def _fill_pixel_ids(pixel_id, index, path):
         )
     log.debug("%s: pixel_id NaN in %d rows, taken from the index", path, missing.sum())
     return np.where(missing, index, pixel_id)
-
-
-def _order_by_pixel_id(pixel_id, n_pixels, path):
-    """
-    Row order that sorts a table by pixel id.
-
-    Raises ValueError if there are not ``n_pixels`` rows or if the pixel ids are not
-    a permutation of 0 to n_pixels - 1.
-    """
-    pixel_id = np.asarray(pixel_id)
-    if len(pixel_id) != n_pixels:
-        raise ValueError(f"{path} has {len(pixel_id)} pixels, DigiCam has {n_pixels}")
-    order = np.argsort(pixel_id, kind="stable")
-    if not np.array_equal(pixel_id[order], np.arange(n_pixels)):
-        raise ValueError(
-            f"{path}: pixel ids are not a permutation of 0..{n_pixels - 1} "
-            f"(missing: {np.setdiff1d(np.arange(n_pixels), pixel_id)[:10].tolist()})"
-        )
-    return order
 
 
 def _text(value):

@@ -20,7 +20,6 @@ written it to the end.
 import re
 from collections import defaultdict
 from functools import cache
-from importlib.resources import files
 from pathlib import Path, PurePath
 
 import astropy.units as u
@@ -46,6 +45,7 @@ from ..instrument import (
     sst1m_optics,
 )
 from .simtel_files import SimTelFileError, is_simtel_file, scan_simtel_file
+from .tables import calibration_resource
 
 __all__ = [
     "SST1MSimulationCorrections",
@@ -53,9 +53,7 @@ __all__ = [
     "qe_files_in_history",
 ]
 
-PDE_FACTORS = (
-    files("ctapipe_sst1m") / "resources/calibration/mc_pde_correction_factors.ecsv"
-)
+PDE_FACTORS = calibration_resource("mc_pde_correction_factors.ecsv")
 _QE_LINE = re.compile(rb"^\s*QUANTUM_EFF\w*\s+(\S+)", re.IGNORECASE)
 
 

@@ -28,18 +28,18 @@ import numpy as np
 from astropy.time import Time
 
 from ..instrument.constants import DIGICAM_N_PIXELS
-from .gains import (
-    _as_path,
-    _check_columns,
-    _check_tel_id,
-    _is_ecsv,
-    _order_by_pixel_id,
-    _read_bytes,
-    _read_ecsv,
-    _read_resource,
-    _recorded_integer,
-    _resource_path,
-    _table_columns,
+from .tables import (
+    as_path,
+    calibration_resource,
+    check_columns,
+    check_tel_id,
+    is_ecsv,
+    order_by_pixel_id,
+    read_bytes,
+    read_calibration_resource,
+    read_ecsv,
+    recorded_integer,
+    table_columns,
 )
 
 __all__ = [
@@ -104,17 +104,17 @@ def read_window_file(path, n_pixels=DIGICAM_N_PIXELS) -> tuple[np.ndarray, str]:
         than a permutation of 0 to n_pixels - 1, or a factor that is not finite
         and positive.
     """
-    path = _as_path(path)
-    data = _read_bytes(path, "window file")
-    if _is_ecsv(data):
-        columns = _table_columns(
-            _read_ecsv(data, path), path, ("pixel_id", "transmittance")
+    path = as_path(path)
+    data = read_bytes(path, "window file")
+    if is_ecsv(data):
+        columns = table_columns(
+            read_ecsv(data, path), path, ("pixel_id", "transmittance")
         )
         pixel_id, factors = columns["pixel_id"], columns["transmittance"]
     else:
         pixel_id, factors = _read_window_text(data, path)
 
-    factors = factors[_order_by_pixel_id(pixel_id, n_pixels, path)].astype(np.float64)
+    factors = factors[order_by_pixel_id(pixel_id, n_pixels, path)].astype(np.float64)
     invalid = np.flatnonzero(~(np.isfinite(factors) & (factors > 0)))
     if len(invalid) > 0:
         raise ValueError(
@@ -160,11 +160,11 @@ def telescope_of_window(path, factors) -> tuple[int | None, str]:
     ValueError
         If the ECSV metadata names no window or telescope properly.
     """
-    path = _as_path(path)
-    data = _read_bytes(path, "window file")
-    if _is_ecsv(data):
-        meta = _read_ecsv(data, path).meta
-        window = _recorded_integer(meta, "window", path)
+    path = as_path(path)
+    data = read_bytes(path, "window file")
+    if is_ecsv(data):
+        meta = read_ecsv(data, path).meta
+        window = recorded_integer(meta, "window", path)
         if window is not None:
             mounted = [tel for tel, number in DEFAULT_WINDOWS.items() if number == window]
             if not mounted:
@@ -175,7 +175,7 @@ def telescope_of_window(path, factors) -> tuple[int | None, str]:
             return mounted[0], (
                 f"its window metadata: window {window}, mounted on tel {mounted[0]}"
             )
-        tel_id = _recorded_integer(meta, "default_tel_id", path)
+        tel_id = recorded_integer(meta, "default_tel_id", path)
         if tel_id is not None:
             return tel_id, "its default_tel_id metadata"
 
@@ -227,8 +227,8 @@ def default_window_file(tel_id: int):
     ValueError
         If ``tel_id`` is not an SST-1M telescope.
     """
-    _check_tel_id(tel_id)
-    return _resource_path(window_resource_name(DEFAULT_WINDOWS[tel_id]))
+    check_tel_id(tel_id)
+    return calibration_resource(window_resource_name(DEFAULT_WINDOWS[tel_id]))
 
 
 @functools.cache
@@ -254,7 +254,7 @@ def default_window_factors(tel_id: int) -> np.ndarray:
         If the resource file is missing or invalid.
     """
     name = default_window_file(tel_id).name
-    factors, _ = _read_resource(name, read_window_file)
+    factors, _ = read_calibration_resource(name, read_window_file)
     factors.flags.writeable = False
     return factors
 
@@ -278,15 +278,15 @@ def pixel_modules() -> tuple[np.ndarray, np.ndarray]:
     FileNotFoundError, OSError
         If the resource file is missing or invalid.
     """
-    return _read_resource(PIXEL_MODULES_FILE, _read_pixel_modules)
+    return read_calibration_resource(PIXEL_MODULES_FILE, _read_pixel_modules)
 
 
 def _read_pixel_modules(path):
-    data = _read_bytes(path, "pixel module table")
-    columns = _table_columns(
-        _read_ecsv(data, path), path, ("pixel_id", "module", "pixel_in_module")
+    data = read_bytes(path, "pixel module table")
+    columns = table_columns(
+        read_ecsv(data, path), path, ("pixel_id", "module", "pixel_in_module")
     )
-    order = _order_by_pixel_id(columns["pixel_id"], DIGICAM_N_PIXELS, path)
+    order = order_by_pixel_id(columns["pixel_id"], DIGICAM_N_PIXELS, path)
     module = columns["module"][order].astype(np.int64)
     position = columns["pixel_in_module"][order].astype(np.int64)
     slots = (module - 1) * PIXELS_PER_MODULE + position - 1
@@ -312,12 +312,12 @@ class _Swap:
 
 @functools.cache
 def _swaps():
-    return _read_resource(SWAPPED_MODULES_FILE, _read_swaps)
+    return read_calibration_resource(SWAPPED_MODULES_FILE, _read_swaps)
 
 
 def _read_swaps(path):
-    table = _read_ecsv(_read_bytes(path, "swapped module table"), path)
-    _check_columns(SWAP_COLUMNS, table.colnames, path)
+    table = read_ecsv(read_bytes(path, "swapped module table"), path)
+    check_columns(SWAP_COLUMNS, table.colnames, path)
     swaps = tuple(
         _Swap(
             tel_id=int(row["tel_id"]),
@@ -361,7 +361,7 @@ def swapped_modules(tel_id: int, time: Time) -> list[tuple[int, int]]:
     FileNotFoundError, OSError
         If the resource file is missing or invalid.
     """
-    _check_tel_id(tel_id)
+    check_tel_id(tel_id)
     if not isinstance(time, Time) or not time.isscalar:
         raise ValueError(f"time must be a scalar astropy Time, got {time!r}")
     return [

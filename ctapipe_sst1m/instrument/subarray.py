@@ -17,10 +17,8 @@ them.
 """
 
 import functools
-import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from importlib.resources import files
 
 import astropy.units as u
 from astropy.coordinates import EarthLocation
@@ -36,6 +34,7 @@ from ctapipe.instrument import (
     UnknownTelescopeID,
 )
 
+from ..core.resources import INSTRUMENT_DIR, read_resource
 from .constants import SST1M_FOCAL_LENGTH_CHOICE
 
 __all__ = [
@@ -45,38 +44,23 @@ __all__ = [
     "sst1m_telescope_description",
 ]
 
-log = logging.getLogger(__name__)
-
-#: directory of the instrument resource files
-RESOURCES = files("ctapipe_sst1m") / "resources/instrument"
 #: the table every other resource file is found from
 LAYOUT_FILE = "SST1M_layout.ecsv"
 #: errors raised while turning a table into a description
-_PARSE_ERRORS = (KeyError, TypeError, ValueError, OSError, u.UnitsError)
+_PARSE_ERRORS = (KeyError, TypeError, ValueError, u.UnitsError)
 
 
 def _read_resource(name, parse):
-    """Read the ECSV resource ``name`` and return ``parse(table)``."""
-    resource = RESOURCES / name
-    log.debug("reading %s", resource)
-    try:
-        lines = resource.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError as err:
-        raise FileNotFoundError(
-            f"SST-1M instrument resource {name} not found in {RESOURCES}: "
-            "the ctapipe-sst1m installation is incomplete"
-        ) from err
-    except (OSError, UnicodeDecodeError) as err:
-        raise OSError(
-            f"Cannot read SST-1M instrument resource {resource}: {err}"
-        ) from err
+    """``parse(table)`` of the ECSV instrument resource ``name``."""
 
-    try:
+    def read(resource):
+        try:
+            lines = resource.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as err:
+            raise OSError(f"Cannot read {resource}: {err}") from err
         return parse(Table.read(lines, format="ascii.ecsv"))
-    except _PARSE_ERRORS as err:
-        raise OSError(
-            f"SST-1M instrument resource {resource} is invalid: {err!r}"
-        ) from err
+
+    return read_resource(f"{INSTRUMENT_DIR}/{name}", read, _PARSE_ERRORS)
 
 
 @dataclass(frozen=True)

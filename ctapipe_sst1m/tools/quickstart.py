@@ -1,10 +1,10 @@
 """Copy the configuration files shipped with ctapipe-sst1m into a working directory."""
 
-from importlib.resources import files
 from pathlib import Path
 
 from ctapipe.core import Provenance, Tool, traits
 
+from ..core.resources import config_file
 from ..core.run_summary import print_summary, short_path
 from ..version import __version__
 
@@ -15,9 +15,9 @@ SHIPPED_CONFIGS = {
     "sst1m.yaml": "ctapipe-process: SST-1M raw data (R0) -> DL1",
     "sst1m_mc.yaml": "ctapipe-process: SST-1M sim_telarray simulations -> DL1",
     "sst1m_pedestals.yaml": "ctapipe-process, recleaning pass 1: pedestal images",
-    "sst1m_pedestal_statistics.yaml": "ctapipe-calculate-pixel-statistics: their stats",
+    "sst1m_pedestal_statistics.yaml": "ctapipe-sst1m-pixel-statistics: their stats",
     "sst1m_reclean.yaml": "ctapipe-process, recleaning pass 2: clean with them",
-    "sst1m_pixel_charges.yaml": "ctapipe-calculate-pixel-statistics: charge histograms",
+    "sst1m_pixel_charges.yaml": "ctapipe-sst1m-pixel-statistics: charge histograms",
     "sst1m_stereo.yaml": "ctapipe-process: stereo DL1 (merge-stereo) -> DL2 geometry",
     "sst1m_mc_stereo.yaml": "ctapipe-process, with sst1m_mc.yaml: stereo simulations",
     "sst1m_train_energy.yaml": "ctapipe-train-energy-regressor, stereo",
@@ -89,9 +89,8 @@ class QuickStartTool(Tool):
         self.workdir.mkdir(parents=True, exist_ok=True)
 
     def start(self):
-        resources = files("ctapipe_sst1m") / "resources"
         for name, purpose in SHIPPED_CONFIGS.items():
-            text = (resources / name).read_text()
+            text = config_file(name).read_text()
             text = text.replace("YOUR-NAME-HERE", self.contact_name)
             text = text.replace("YOUREMAIL@EXAMPLE.ORG", self.contact_email)
             header = f"# written by {self.name} {__version__}\n"

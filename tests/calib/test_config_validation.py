@@ -8,7 +8,6 @@ telescope (renamed copies of the real files), misspelt configuration sections.
 
 import logging
 import shutil
-from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
@@ -31,15 +30,20 @@ from ctapipe_sst1m.calib import (
     telescope_of_gains,
     telescope_of_window,
 )
-from ctapipe_sst1m.calib import gains as gains_module
 from ctapipe_sst1m.calib.pedestal_charges import PedestalChargeMonitor
 from ctapipe_sst1m.calib.pedestals import PedestalStatistics
 from ctapipe_sst1m.calib.saturation import SaturationRecovery
+from ctapipe_sst1m.core.resources import (
+    CALIBRATION_DIR,
+    config_file,
+    resource,
+    shipped_configs,
+)
 from ctapipe_sst1m.instrument import load_sst1m_subarray
 from ctapipe_sst1m.io import SST1MEventSource
 
-RESOURCES = Path(str(gains_module.RESOURCES))
-CONFIGS = sorted(Path(str(files("ctapipe_sst1m") / "resources")).glob("*.yaml"))
+RESOURCES = Path(str(resource(CALIBRATION_DIR)))
+CONFIGS = [Path(str(config_file(name))) for name in shipped_configs()]
 RUN_START = Time("2023-10-01")
 #: sst1mpipe's per-night files whose gain pattern is that of the shipped gains:
 #: every tel 21 file, and the tel 22 one of September 2023
@@ -226,7 +230,7 @@ def test_extractor_window_accepted(real_event, n_samples, config):
 
 def test_shipped_process_config_accepted(real_event, n_samples):
     source, _ = real_event
-    config = Config(yaml.safe_load((RESOURCES.parent / "sst1m.yaml").read_text()))
+    config = Config(yaml.safe_load(config_file("sst1m.yaml").read_text()))
     check_image_extractor(config, source.subarray, 22, n_samples)
     assert check_config_sections(config) == []
 

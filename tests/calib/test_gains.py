@@ -24,12 +24,13 @@ from ctapipe_sst1m.calib import (
 )
 from ctapipe_sst1m.calib import gains as gains_module
 from ctapipe_sst1m.calib import window as window_module
+from ctapipe_sst1m.core import resources as resources_module
 
 from ..helpers import assert_resources_generated
 
 REPO = Path(__file__).resolve().parents[2]
 GENERATOR = REPO / "scripts/make_calibration_resources.py"
-RESOURCES = Path(str(gains_module.RESOURCES))
+RESOURCES = Path(str(resources_module.resource(resources_module.CALIBRATION_DIR)))
 RESOURCE_FILES = (
     "gains_tel021.ecsv",
     "gains_tel022.ecsv",
@@ -141,12 +142,22 @@ def clear_resource_caches():
         cached.cache_clear()
 
 
+def redirect_resources(tmp_path, monkeypatch):
+    """
+    Make the loaders read their resources under an empty ``tmp_path``; return
+    the directory of the calibration tables there.
+    """
+    clear_resource_caches()
+    monkeypatch.setattr(resources_module, "RESOURCES", tmp_path)
+    calibration = tmp_path / resources_module.CALIBRATION_DIR
+    calibration.mkdir()
+    return calibration
+
+
 @pytest.fixture
 def resource_dir(tmp_path, monkeypatch):
-    """Make the loaders read their resources from an empty ``tmp_path``."""
-    clear_resource_caches()
-    monkeypatch.setattr(gains_module, "RESOURCES", tmp_path)
-    yield tmp_path
+    """Make the loaders read their resources from an empty directory."""
+    yield redirect_resources(tmp_path, monkeypatch)
     clear_resource_caches()
 
 

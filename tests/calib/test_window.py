@@ -22,10 +22,9 @@ from ctapipe_sst1m.calib import (
     read_window_file,
     swapped_modules,
 )
-from ctapipe_sst1m.calib import gains as gains_module
 from ctapipe_sst1m.calib import window as window_module
 
-from .test_gains import clear_resource_caches
+from .test_gains import clear_resource_caches, redirect_resources
 
 WINDOW_FILES = {21: "corr_factor_1st_wdw.txt", 22: "corr_factor_2nd_wdw.txt"}
 #: documented (min, max) of the factors, to 3 decimals
@@ -44,10 +43,8 @@ def calibration_dir(shared_data):
 
 @pytest.fixture
 def resource_dir(tmp_path, monkeypatch):
-    """Make the loaders read their resources from an empty ``tmp_path``."""
-    clear_resource_caches()
-    monkeypatch.setattr(gains_module, "RESOURCES", tmp_path)
-    yield tmp_path
+    """Make the loaders read their resources from an empty directory."""
+    yield redirect_resources(tmp_path, monkeypatch)
     clear_resource_caches()
 
 

@@ -23,6 +23,7 @@ from ctapipe.instrument import (
 )
 from ctapipe.io import SimTelEventSource
 
+from ctapipe_sst1m.core import resources as resources_module
 from ctapipe_sst1m.instrument import (
     DIGICAM_N_CHANNELS,
     DIGICAM_N_PIXELS,
@@ -41,7 +42,7 @@ from ..helpers import assert_resources_generated
 
 REPO = Path(__file__).resolve().parents[2]
 GENERATOR = REPO / "scripts/make_instrument_resources.py"
-RESOURCES = Path(str(subarray_module.RESOURCES))
+RESOURCES = Path(str(resources_module.resource(resources_module.INSTRUMENT_DIR)))
 RESOURCE_FILES = (
     "SST1M_layout.ecsv",
     "DigiCam.camgeom.ecsv",
@@ -81,7 +82,7 @@ def prod4_subarray(shared_data):
 
 @pytest.fixture
 def resource_dir(tmp_path, monkeypatch):
-    """Make the loader read its resources from an empty ``tmp_path``."""
+    """Make the loader read its resources from an empty directory."""
 
     def clear_caches():
         for cached in (
@@ -92,8 +93,10 @@ def resource_dir(tmp_path, monkeypatch):
             cached.cache_clear()
 
     clear_caches()
-    monkeypatch.setattr(subarray_module, "RESOURCES", tmp_path)
-    yield tmp_path
+    monkeypatch.setattr(resources_module, "RESOURCES", tmp_path)
+    instrument = tmp_path / resources_module.INSTRUMENT_DIR
+    instrument.mkdir()
+    yield instrument
     clear_caches()
 
 
