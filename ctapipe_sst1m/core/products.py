@@ -37,6 +37,7 @@ from astropy.io import fits
 from astropy.table import Table
 from ctapipe.core import Provenance
 from ctapipe.io.hdf5dataformat import (
+    CONFIG_GROUP,
     DL1_SUBARRAY_TRIGGER_TABLE,
     DL1_TEL_PARAMETERS_GROUP,
     DL1_TEL_TRIGGER_TABLE,
@@ -49,6 +50,7 @@ from ..version import __version__
 __all__ = [
     "MARK_TABLE",
     "PARTIAL_PREFIX",
+    "SST1M_CONFIG_GROUP",
     "ProductError",
     "ProductMark",
     "atomic_output",
@@ -63,7 +65,9 @@ __all__ = [
     "write_hdf5_mark",
 ]
 
-MARK_TABLE = "/configuration/sst1m/product"
+#: the package's own group in the HDF5 files it writes or completes
+SST1M_CONFIG_GROUP = f"{CONFIG_GROUP}/sst1m"
+MARK_TABLE = f"{SST1M_CONFIG_GROUP}/product"
 #: hidden temporary names of products being written: ``.<name>.partial``
 PARTIAL_PREFIX = "."
 PARTIAL_SUFFIX = ".partial"

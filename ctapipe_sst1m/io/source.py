@@ -49,7 +49,7 @@ from ctapipe.io.hdf5dataformat import (
 from ..calib import SST1MR1Calibrator, check_config_sections, check_image_extractor
 from ..calib.pedestal_charges import PedestalChargeMonitor
 from ..core import run_summary
-from ..core.products import DL1, registered_files, write_hdf5_mark
+from ..core.products import DL1, SST1M_CONFIG_GROUP, registered_files, write_hdf5_mark
 from ..instrument import SST1M_TEL_IDS, add_telescope, load_sst1m_subarray
 from ..version import __version__
 from .containers import (
@@ -85,7 +85,7 @@ PIXEL_INVALID = np.uint8(0)
 #: pixel_status bit of a pixel whose saturated pulse was recovered
 PIXEL_SATURATED = np.uint8(PixelStatus.SATURATED)
 #: where the R1 calibration provenance goes in ctapipe-process output files
-R1_CALIBRATION_GROUP = "/configuration/sst1m/r1_calibration"
+R1_CALIBRATION_GROUP = f"{SST1M_CONFIG_GROUP}/r1_calibration"
 #: events decoded before their times and pointing are computed together: astropy
 #: Time and coordinate work is paid once per block instead of once per event
 EVENTS_PER_BLOCK = 64

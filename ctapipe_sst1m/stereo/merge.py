@@ -22,6 +22,7 @@ filters and attributes (the ``CTAFIELD_*`` metadata ctapipe's readers use).
 """
 
 import logging
+import posixpath
 import uuid
 import warnings
 from contextlib import contextmanager
@@ -36,11 +37,12 @@ from astropy.time import Time
 from ctapipe.instrument import SubarrayDescription
 from ctapipe.io import write_table
 from ctapipe.io.hdf5dataformat import (
-    CONFIG_GROUP,
     DL0_TEL_POINTING_GROUP,
     DL1_SUBARRAY_GROUP,
     DL2_SUBARRAY_GROUP,
+    OBSERVATION_BLOCK_TABLE,
     SIMULATION_GROUP,
+    SIMULATION_RUN_TABLE,
     SIMULATION_SHOWER_TABLE,
 )
 from tqdm.auto import tqdm
@@ -63,13 +65,15 @@ log = logging.getLogger(__name__)
 ORIGIN_TABLE = f"{DL1_SUBARRAY_GROUP}/sst1m_stereo"
 SHOWER = SIMULATION_SHOWER_TABLE
 POINTING = DL0_TEL_POINTING_GROUP
-OBSERVATION_GROUP = f"{CONFIG_GROUP}/observation/"
+# hdf5dataformat names the tables of these two groups, not the groups
+OBSERVATION_GROUP = posixpath.dirname(OBSERVATION_BLOCK_TABLE) + "/"
+SIMULATION_CONFIG_GROUP = posixpath.dirname(SIMULATION_RUN_TABLE) + "/"
 CHUNK_ROWS = 10_000
 
 #: non-event tables written once, from the first telescope's files
 _FIRST_TELESCOPE_ONLY = (
     OBSERVATION_GROUP,
-    f"{CONFIG_GROUP}/simulation/",
+    SIMULATION_CONFIG_GROUP,
     f"{SIMULATION_GROUP}/service/",
 )
 
