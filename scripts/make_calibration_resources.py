@@ -53,6 +53,7 @@ from ctapipe_sst1m.calib.window import (
     read_window_file,
     window_resource_name,
 )
+from ctapipe_sst1m.core.resources import CALIBRATION_DIR, resource
 from ctapipe_sst1m.instrument import DIGICAM_N_PIXELS
 
 log = logging.getLogger("make_calibration_resources")
@@ -299,8 +300,9 @@ def main(args=None):
     parser.add_argument(
         "--output",
         type=Path,
-        default=REPO / "ctapipe_sst1m/resources/calibration",
-        help="directory to write the tables to (default: %(default)s)",
+        default=Path(str(resource(CALIBRATION_DIR))),
+        help="directory to write the tables to (default: the calibration resources "
+        "of the ctapipe_sst1m imported, %(default)s)",
     )
     parser.add_argument("--log-level", default="INFO", help="default: %(default)s")
     args = parser.parse_args(args)

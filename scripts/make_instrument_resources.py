@@ -36,6 +36,8 @@ from astropy.table import Table
 from ctapipe.instrument import FocalLengthKind, SubarrayDescription
 from ctapipe.io import read_table
 
+from ctapipe_sst1m.core.resources import INSTRUMENT_DIR, resource
+
 log = logging.getLogger("make_instrument_resources")
 
 REPO = Path(__file__).resolve().parents[1]
@@ -209,8 +211,9 @@ def main(args=None):
     parser.add_argument(
         "--output",
         type=Path,
-        default=REPO / "ctapipe_sst1m/resources/instrument",
-        help="directory to write the tables to (default: %(default)s)",
+        default=Path(str(resource(INSTRUMENT_DIR))),
+        help="directory to write the tables to (default: the instrument resources "
+        "of the ctapipe_sst1m imported, %(default)s)",
     )
     parser.add_argument("--log-level", default="INFO", help="default: %(default)s")
     args = parser.parse_args(args)

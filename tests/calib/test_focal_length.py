@@ -9,7 +9,6 @@ camera-frame ones recomputed from the stored images.
 """
 
 import re
-from importlib.resources import files
 from pathlib import Path
 
 import astropy.units as u
@@ -22,6 +21,7 @@ from ctapipe.instrument import FocalLengthKind
 from ctapipe.io import TableLoader
 from ctapipe.tools.process import ProcessorTool
 
+from ctapipe_sst1m.core.resources import RESOURCES
 from ctapipe_sst1m.instrument import (
     SST1M_FOCAL_LENGTH_CHOICE,
     sst1m_focal_length,
@@ -29,7 +29,6 @@ from ctapipe_sst1m.instrument import (
     sst1m_telescope_description,
 )
 
-RESOURCES = files("ctapipe_sst1m") / "resources"
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 PROD4 = (
     "gamma_20deg_0deg_run102___cta-prod4-sst-1m_desert-2150m-Paranal-sst-1m.simtel.zst"

@@ -1,7 +1,5 @@
 """SST-1M simulations through ctapipe-process with sst1m_mc.yaml."""
 
-from importlib.resources import files
-
 import numpy as np
 import pytest
 import tables
@@ -13,8 +11,9 @@ from ctapipe.tools.process import ProcessorTool
 from ctapipe_sst1m.calib import qe_files_in_history
 from ctapipe_sst1m.calib.simulation import pde_correction_table
 from ctapipe_sst1m.core.products import DL1, read_hdf5_mark, verify_hdf5_product
+from ctapipe_sst1m.core.resources import config_file
 
-MC_CONFIG = files("ctapipe_sst1m") / "resources/sst1m_mc.yaml"
+MC_CONFIG = config_file("sst1m_mc.yaml")
 PROD4 = (
     "gamma_20deg_0deg_run102___cta-prod4-sst-1m_desert-2150m-Paranal-sst-1m.simtel.zst"
 )

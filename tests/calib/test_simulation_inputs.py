@@ -11,7 +11,6 @@ import io
 import struct
 import subprocess
 import sys
-from importlib.resources import files
 from pathlib import Path
 
 import eventio
@@ -24,8 +23,9 @@ from ctapipe.tools.process import ProcessorTool
 from ctapipe_sst1m.calib.simtel_files import SimTelFileError, scan_simtel_file
 from ctapipe_sst1m.calib.simulation import SST1MSimulationCorrections
 from ctapipe_sst1m.core.products import DL1, ProductError, verify_hdf5_product
+from ctapipe_sst1m.core.resources import config_file
 
-MC_CONFIG = files("ctapipe_sst1m") / "resources/sst1m_mc.yaml"
+MC_CONFIG = config_file("sst1m_mc.yaml")
 PROD4 = (
     "gamma_20deg_0deg_run102___cta-prod4-sst-1m_desert-2150m-Paranal-sst-1m.simtel.zst"
 )

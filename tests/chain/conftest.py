@@ -2,7 +2,6 @@
 
 import subprocess
 import sys
-from importlib.resources import files
 from pathlib import Path
 
 import pytest
@@ -12,11 +11,11 @@ from ctapipe.tools.optimize_event_selection import EventSelectionOptimizer
 from ctapipe.tools.train_energy_regressor import TrainEnergyRegressor
 from ctapipe.tools.train_particle_classifier import TrainParticleClassifier
 
+from ctapipe_sst1m.core.resources import RESOURCES
 from ctapipe_sst1m.io.toy import write_toy_config
 from ctapipe_sst1m.tools.compute_irf import SST1MIrfTool
 
 REPO = Path(__file__).resolve().parents[2]
-RESOURCES = files("ctapipe_sst1m") / "resources"
 
 #: the toy gamma-ray source: it culminates at alt 70 deg (az 180 deg), the
 #: pointing of the toy simulations, at 2024-03-13T01:00:00 TAI over Ondrejov

@@ -22,10 +22,9 @@ from ctapipe_sst1m.core.products import (
     verify_hdf5_product,
     write_fits_product,
 )
+from ctapipe_sst1m.core.resources import config_file
 
-from ..conftest import REPO
-
-SST1M_YAML = REPO / "ctapipe_sst1m" / "resources" / "sst1m.yaml"
+SST1M_YAML = config_file("sst1m.yaml")
 
 
 def process(tmp_path, raw, name="run.dl1.h5", *extra):

@@ -4,9 +4,9 @@ import pytest
 from ctapipe.core import run_tool
 from ctapipe.tools.process import ProcessorTool
 
-from ..conftest import REPO
+from ctapipe_sst1m.core.resources import config_file
 
-SST1M_YAML = REPO / "ctapipe_sst1m" / "resources" / "sst1m.yaml"
+SST1M_YAML = config_file("sst1m.yaml")
 #: Mrk 501, above the horizon of Ondrejov at the time of the 2018 file
 TARGET = (253.4676, 39.7602)
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from ctapipe_sst1m.core.resources import config_file
 from ctapipe_sst1m.tools.check import check_file
 
-from ..conftest import REPO
 from .corpus import (
     assert_refused,
     merge_cases,
@@ -23,7 +23,7 @@ from .corpus import (
     write_table,
 )
 
-SST1M_YAML = REPO / "ctapipe_sst1m" / "resources" / "sst1m.yaml"
+SST1M_YAML = config_file("sst1m.yaml")
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,7 @@ def merge_results(tmp_path_factory, dl1_pair, embedded_raw_file):
 @pytest.fixture(scope="module")
 def simulation_results(tmp_path_factory, shared_data):
     tmp = tmp_path_factory.mktemp("corpus_simtel")
-    mc_yaml = REPO / "ctapipe_sst1m" / "resources" / "sst1m_mc.yaml"
+    mc_yaml = config_file("sst1m_mc.yaml")
     return run_cases(simulation_cases(tmp, shared_data / "simtel", mc_yaml))
 
 

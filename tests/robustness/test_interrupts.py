@@ -12,11 +12,11 @@ import pytest
 import tables
 
 from ctapipe_sst1m.core.products import ProductError, verify_hdf5_product
+from ctapipe_sst1m.core.resources import config_file
 
-from ..conftest import REPO
 from .corpus import MERGE, PROCESS, interrupt
 
-SST1M_YAML = REPO / "ctapipe_sst1m" / "resources" / "sst1m.yaml"
+SST1M_YAML = config_file("sst1m.yaml")
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)
 
 

@@ -1,12 +1,11 @@
 """Single-telescope DL1 files written by stock ctapipe-process, for the merge tests."""
 
-from importlib.resources import files
-
 import pytest
 from ctapipe.core import run_tool
 from ctapipe.tools.process import ProcessorTool
 
-RESOURCES = files("ctapipe_sst1m") / "resources"
+from ctapipe_sst1m.core.resources import RESOURCES
+
 PROD4 = (
     "simtel/gamma_20deg_0deg_run102___cta-prod4-sst-1m_desert-2150m-Paranal-sst-1m"
     ".simtel.zst"

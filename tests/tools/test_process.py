@@ -4,7 +4,6 @@ import re
 import shutil
 import subprocess
 import sys
-from importlib.resources import files
 from pathlib import Path
 
 import astropy.units as u
@@ -16,11 +15,12 @@ from ctapipe.io import EventSource, TableLoader, read_table
 from ctapipe.time import time_to_ctao_high_res
 from ctapipe.tools.process import ProcessorTool
 
+from ctapipe_sst1m.core.resources import config_file
 from ctapipe_sst1m.io import SST1MEventSource
 
 from ..helpers import add_events_header_card, corrupted_copy, truncated_copy
 
-CONFIG = files("ctapipe_sst1m") / "resources/sst1m.yaml"
+CONFIG = config_file("sst1m.yaml")
 
 
 def _process(tmp_path, input_path, *extra, name="out.dl1.h5"):

@@ -1,12 +1,12 @@
 """ctapipe-sst1m-quickstart writes configs that ctapipe-process accepts."""
 
 import warnings
-from importlib.resources import files
 
 import yaml
 from ctapipe.core import run_tool
 from ctapipe.core.provenance import MissingReferenceMetadata
 
+from ctapipe_sst1m.core.resources import shipped_configs
 from ctapipe_sst1m.tools.quickstart import SHIPPED_CONFIGS, QuickStartTool
 
 
@@ -30,8 +30,7 @@ def test_quickstart_writes_configs(tmp_path):
 
 
 def test_every_shipped_config_is_listed():
-    shipped = {p.name for p in (files("ctapipe_sst1m") / "resources").iterdir()}
-    assert {n for n in shipped if n.endswith(".yaml")} == set(SHIPPED_CONFIGS)
+    assert set(shipped_configs()) == set(SHIPPED_CONFIGS)
 
 
 def test_quickstart_says_what_it_wrote(tmp_path, capsys):

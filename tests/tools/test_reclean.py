@@ -1,7 +1,5 @@
 """Two-pass recleaning with stock tools and the shipped configs, on a real file."""
 
-from importlib.resources import files
-
 import numpy as np
 import pytest
 from ctapipe.containers import EventType
@@ -10,10 +8,10 @@ from ctapipe.io import HDF5MonitoringSource, TableLoader, read_table
 from ctapipe.tools.calculate_pixel_stats import PixelStatisticsCalculatorTool
 from ctapipe.tools.process import ProcessorTool
 
+from ctapipe_sst1m.core.resources import RESOURCES
 from ctapipe_sst1m.image import SST1MImageCleaner
 from ctapipe_sst1m.io import SST1MEventSource
 
-RESOURCES = files("ctapipe_sst1m") / "resources"
 STATS_TABLE = (
     "/dl1/monitoring/telescope/calibration/camera/pixel_statistics/"
     "sky_pedestal_image/tel_001"
