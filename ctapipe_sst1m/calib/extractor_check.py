@@ -23,11 +23,15 @@ ranges follow how ``ctapipe.image.extractor`` uses the settings:
 ``FullWaveformSum`` and ``VarianceExtractor`` have no window settings.
 """
 
+from copy import deepcopy
+
 from ctapipe.calib import CameraCalibrator
+from ctapipe.core import Tool
+from traitlets.config import Config
 
 from .config_check import ConfigurationError, out_of_range_message
 
-__all__ = ["check_extractor_window", "check_image_extractor"]
+__all__ = ["camera_calibrator", "check_extractor_window", "check_image_extractor"]
 
 
 def _value(extractor, name, tel_id):
@@ -121,6 +125,49 @@ def check_extractor_window(extractor, tel_id, n_samples, camera="the camera"):
                 ),
             )
         )
+
+
+def camera_calibrator(component, subarray):
+    """
+    A new CameraCalibrator configured as the one of the tool hosting ``component``.
+
+    ctapipe-process builds its `ctapipe.calib.CameraCalibrator` with the tool as
+    parent, which reads the ``CameraCalibrator`` sections at top level and under
+    the tool's own section, and the extractor sections at top level and under
+    those. This one is built from ``component.config`` with the tool's
+    ``CameraCalibrator`` section merged over the top-level one, which resolves
+    ``image_extractor_type``, the extractor settings and
+    ``invalid_pixel_handler_type`` the same way: its extractors are those of the
+    images.
+
+    Parameters
+    ----------
+    component : ctapipe.core.Component
+        A component of the hosting tool, e.g. the event source; or a component
+        without one, configured as the CameraCalibrator used with it.
+    subarray : ctapipe.instrument.SubarrayDescription
+
+    Returns
+    -------
+    ctapipe.calib.CameraCalibrator
+
+    Raises
+    ------
+    traitlets.TraitError
+        If the configuration of the calibrator or of its extractors is invalid,
+        e.g. an unknown ``image_extractor_type``.
+    """
+    config = deepcopy(component.config)
+    top = component
+    while top.parent is not None:
+        top = top.parent
+    # parents are weak proxies: their class is asked for, not their type
+    if isinstance(top, Tool):
+        tool_section = component.config.get(top.__class__.__name__) or {}
+        nested = tool_section.get("CameraCalibrator")
+        if nested:
+            config.merge(Config({"CameraCalibrator": nested}))
+    return CameraCalibrator(subarray, config=config)
 
 
 def check_image_extractor(config, subarray, tel_id, n_samples):

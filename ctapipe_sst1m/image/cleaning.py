@@ -110,9 +110,11 @@ class SST1MImageCleaner(ImageCleaner):
     Tailcuts cleaning with per-pixel picture thresholds raised by the NSB.
 
     Without pedestal statistics in the event's monitoring (simulations; data
-    before the first pedestal event, or runs without any, which the source warns
-    about) the picture threshold is ``picture_threshold_pe`` everywhere: for
-    simulations this is sst1mpipe's ``ImageCleanerSST_MC``.
+    with fewer pedestal events than the source needs for them, which it warns
+    about; a chunk of statistics marked invalid, whose values are all NaN) the
+    picture threshold is ``picture_threshold_pe`` everywhere: for simulations
+    this is sst1mpipe's ``ImageCleanerSST_MC``. Pixels whose statistics are NaN
+    keep it as well.
 
     Raises
     ------
@@ -259,6 +261,10 @@ class SST1MImageCleaner(ImageCleaner):
         if monitoring is not None:
             statistics = monitoring.pixel_statistics.pedestal_image
             mean, std = _single_gain(statistics.mean), _single_gain(statistics.std)
+        # ctapipe's HDF5MonitoringSource gives NaN for the outliers of a chunk:
+        # all of them in a chunk of too few pedestal events
+        if mean is not None and not np.isfinite(mean).any():
+            mean, std = None, None
         if (mean is None or std is None) and tel_id not in self._warned:
             self._warned.add(tel_id)
             self.log.info(

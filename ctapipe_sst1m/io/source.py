@@ -431,9 +431,10 @@ class SST1MEventSource(EventSource):
                 n_pedestals += 1
         if n_pedestals == 0:
             self.log.warning(
-                "No pedestal events among the first %d events: no voltage-drop "
+                "%s: no pedestal events among the first %d events: no voltage-drop "
                 "correction, no dead-pixel detection and no pedestal charge "
-                "statistics until the first one",
+                "statistics (fixed picture thresholds) until there are some",
+                self.files[0].name,
                 self._n_primed,
             )
             return
@@ -452,6 +453,22 @@ class SST1MEventSource(EventSource):
                     self.tel_id, samples, baseline, flags == 0
                 )
                 self.pedestal_charges.add(self.tel_id, r1, invalid)
+        minimum = self.pedestal_charges.min_pedestal_images
+        if n_pedestals < minimum:
+            # one warning per run: a standard deviation of a few samples would
+            # make the thresholds depend on the length of the file
+            self.log.warning(
+                "%s: %d pedestal event%s among the first %d events, fewer than "
+                "the %d the charge statistics need: fixed picture thresholds "
+                "until there are %d; set PedestalChargeMonitor.min_pedestal_images "
+                "to use fewer",
+                self.files[0].name,
+                n_pedestals,
+                "" if n_pedestals == 1 else "s",
+                self._n_primed,
+                minimum,
+                minimum,
+            )
 
     def _check_output_is_not_input(self):
         """

@@ -282,18 +282,26 @@ def test_refused_windows_are_silently_wrong_in_ctapipe(real_event):
 
 
 def test_source_refuses_pedestal_extractor_window(embedded_raw_file):
-    """The pedestal charges are extracted with their own extractor, configured
-    at top level or nested under PedestalChargeMonitor."""
+    """The pedestal charges are extracted with the CameraCalibrator's extractor,
+    configured at top level or nested under CameraCalibrator."""
+    top_level = Config(
+        {
+            "CameraCalibrator": {"image_extractor_type": "LocalPeakWindowSum"},
+            "LocalPeakWindowSum": {"window_width": 60},
+        }
+    )
     with pytest.raises(ConfigurationError) as err:
-        SST1MEventSource(
-            embedded_raw_file,
-            config=Config({"LocalPeakWindowSum": {"window_width": 60}}),
-        )
+        SST1MEventSource(embedded_raw_file, config=top_level)
     assert_one_line(err, "LocalPeakWindowSum.window_width = 60 for tel 22")
 
     subarray = load_sst1m_subarray()
     nested = Config(
-        {"PedestalChargeMonitor": {"LocalPeakWindowSum": {"window_shift": 7}}}
+        {
+            "CameraCalibrator": {
+                "image_extractor_type": "LocalPeakWindowSum",
+                "LocalPeakWindowSum": {"window_shift": 7},
+            }
+        }
     )
     with pytest.raises(ConfigurationError) as err:
         PedestalChargeMonitor(subarray, config=nested)

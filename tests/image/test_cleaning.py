@@ -26,7 +26,9 @@ LOW = dict(
 )
 
 
-def _config(cleaner, **calibrator):
+def _config(cleaner, min_pedestal_images=2, **calibrator):
+    """The SST-1M settings; the statistics of the file's 2 pedestal events used
+    (as sst1mpipe does), so that the raised thresholds are tested."""
     return Config(
         {
             "CameraCalibrator": {"image_extractor_type": "LocalPeakWindowSum"},
@@ -38,6 +40,7 @@ def _config(cleaner, **calibrator):
             "ImageProcessor": {"image_cleaner_type": "SST1MImageCleaner"},
             "SST1MImageCleaner": cleaner,
             "SST1MR1Calibrator": calibrator,
+            "PedestalChargeMonitor": {"min_pedestal_images": min_pedestal_images},
         }
     )
 
@@ -222,18 +225,21 @@ def test_nsb_bins_validated(embedded_raw_file):
 
 def test_fallback_before_the_first_pedestal(embedded_raw_file, caplog):
     """Without pedestal events to start from, events are cleaned with the fixed
-    threshold (with a warning) until the first pedestal event arrives."""
-    config = _config(LOW)
+    threshold (with a warning) until enough pedestal events have arrived."""
+    config = _config(LOW, min_pedestal_images=2)
     config.SST1MR1Calibrator.pedestal_priming_events = 1
     with caplog.at_level("WARNING"):
-        source, events = _process(embedded_raw_file, config, max_events=8)
-    assert "No pedestal events among the first 1 events" in caplog.text
+        source, events = _process(embedded_raw_file, config, max_events=24)
+    assert (
+        "example_SST1M_20180822.fits.fz: no pedestal events among the first 1 events"
+        in caplog.text
+    )
     geometry = source.subarray.tel[22].camera.geometry
     neighbors = [np.flatnonzero(row) for row in geometry.neighbor_matrix]
     for event in events:
         statistics = event.monitoring.tel[22].camera.pixel_statistics.pedestal_image
         dl1 = event.dl1.tel[22]
-        if event.count < 4:  # the first pedestal is event 4
+        if event.count < 21:  # the pedestal events are events 4 and 21
             assert statistics.mean is None
             statistics = None
         else:
