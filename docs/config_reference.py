@@ -10,6 +10,7 @@ from ctapipe_sst1m.stereo import SST1MArrayPointing, StereoEventMatcher
 from ctapipe_sst1m.tools.check import CheckTool
 from ctapipe_sst1m.tools.dl3 import DL3Tool
 from ctapipe_sst1m.tools.merge_stereo import MergeStereoTool
+from ctapipe_sst1m.tools.pixel_statistics import PixelStatisticsTool
 from ctapipe_sst1m.tools.quickstart import QuickStartTool
 
 #: components documented, in page order
@@ -23,6 +24,7 @@ COMPONENTS = [
     SST1MArrayPointing,
     QuickStartTool,
     MergeStereoTool,
+    PixelStatisticsTool,
     DL3Tool,
     CheckTool,
 ]
