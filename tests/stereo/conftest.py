@@ -58,6 +58,31 @@ def data_dl1(tmp_path_factory, embedded_raw_file):
 
 
 @pytest.fixture(scope="session")
+def data_dl1_without_pointing(tmp_path_factory, embedded_raw_file):
+    """The real 2018 DigiCam file as DL1 of tel 21 and of tel 22, without
+    pointing (the file has no TARGET header and none is given)."""
+    tmp_path = tmp_path_factory.mktemp("data_dl1_without_pointing")
+    as_tel21 = tmp_path / "tel21.yaml"
+    as_tel21.write_text("SST1MEventSource:\n  telescope_id_map: {22: 21}\n")
+    common = [
+        f"--config={RESOURCES / 'sst1m.yaml'}",
+        "--SST1MEventSource.obs_id=201808220001",
+        "--no-progress",
+    ]
+    tel21 = process(
+        tmp_path,
+        embedded_raw_file,
+        tmp_path / "SST1M1_20180822_0001.dl1.h5",
+        *common,
+        f"--config={as_tel21}",
+    )
+    tel22 = process(
+        tmp_path, embedded_raw_file, tmp_path / "SST1M2_20180822_0001.dl1.h5", *common
+    )
+    return {21: tel21, 22: tel22}
+
+
+@pytest.fixture(scope="session")
 def prod4_dl1(tmp_path_factory, shared_data):
     """
     The prod4 SST-1M gammas as DL1: tel 19 alone, tel 33 alone, and both.
