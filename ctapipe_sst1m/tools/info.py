@@ -28,7 +28,6 @@ PLUGIN_GROUPS = (
         "named in ProcessorTool.monitoring_source_list",
     ),
 )
-NAME_WIDTH = 28
 LINE_WIDTH = 100
 
 
@@ -82,22 +81,41 @@ def _module_docstring(module_name):
     return ast.get_docstring(ast.parse(Path(spec.origin).read_text()))
 
 
-def _entry(name, description):
+def _entry(name, description, name_width):
     """``name  description``, the description wrapped under itself."""
     return textwrap.fill(
         description,
         width=LINE_WIDTH,
-        initial_indent=f"  {name:<{NAME_WIDTH}}",
-        subsequent_indent=" " * (NAME_WIDTH + 2),
+        initial_indent=f"  {name:<{name_width}}  ",
+        subsequent_indent=" " * (name_width + 4),
     )
 
 
 def _cleaners():
     """The package's image cleaners (no entry point: found once imported)."""
     return sorted(
-        (c for c in ImageCleaner.non_abstract_subclasses().values()),
+        (
+            c
+            for c in ImageCleaner.non_abstract_subclasses().values()
+            if c.__module__.startswith("ctapipe_sst1m.")
+        ),
         key=lambda c: c.__name__,
     )
+
+
+def _tools():
+    """(name, description) of every console script of the distribution."""
+    entries = []
+    for entry_point in package_entry_points("console_scripts"):
+        module_name = entry_point.value.partition(":")[0]
+        description = first_sentence(_module_docstring(module_name))
+        # "ctapipe-sst1m-check: is each file..." says its name twice
+        prefix = f"{entry_point.name}: "
+        if description.startswith(prefix):
+            description = description.removeprefix(prefix)
+            description = description[:1].upper() + description[1:]
+        entries.append((entry_point.name, description))
+    return entries
 
 
 def listing():
@@ -110,34 +128,41 @@ def listing():
     -------
     list[str]
     """
+    sections = [
+        (
+            "Tools (each has --help; configuration files: ctapipe-sst1m-quickstart):",
+            _tools(),
+        )
+    ]
+    for group, heading, chosen in PLUGIN_GROUPS:
+        components = [
+            (entry_point.name, entry_point.load())
+            for entry_point in package_entry_points(group)
+        ]
+        sections.append(
+            (
+                f"{heading} ({group} plugins; {chosen}):",
+                [(name, first_sentence(c.__doc__)) for name, c in components],
+            )
+        )
+    # loading the plugins above imported the package, and with it its cleaners
+    sections.append(
+        (
+            "Image cleaners (ImageProcessor.image_cleaner_type):",
+            [(c.__name__, first_sentence(c.__doc__)) for c in _cleaners()],
+        )
+    )
+    names = [name for _, entries in sections for name, _ in entries]
+    name_width = max((len(name) for name in names), default=0)
     lines = [
         f"ctapipe-sst1m {__version__} (ctapipe {ctapipe.__version__}): tools and "
-        "plugins for the SST-1M telescopes",
-        "",
-        "Tools (each has --help; configuration files: ctapipe-sst1m-quickstart):",
+        "plugins for the SST-1M telescopes"
     ]
-    scripts = package_entry_points("console_scripts")
-    if not scripts:
-        lines.append(f"  none: {DISTRIBUTION} is not installed (pip install -e .)")
-    for entry_point in scripts:
-        module_name = entry_point.value.partition(":")[0]
-        description = first_sentence(_module_docstring(module_name))
-        # "ctapipe-sst1m-check: is each file..." says its name twice
-        prefix = f"{entry_point.name}: "
-        if description.startswith(prefix):
-            description = description.removeprefix(prefix)
-            description = description[:1].upper() + description[1:]
-        lines.append(_entry(entry_point.name, description))
-    for group, heading, chosen in PLUGIN_GROUPS:
-        lines += ["", f"{heading} ({group} plugins; {chosen}):"]
-        for entry_point in package_entry_points(group):
-            component = entry_point.load()
-            lines.append(_entry(entry_point.name, first_sentence(component.__doc__)))
-    # loading the plugins above imported the package, and with it its cleaners
-    lines += ["", "Image cleaners (ImageProcessor.image_cleaner_type):"]
-    for cleaner in _cleaners():
-        if cleaner.__module__.startswith("ctapipe_sst1m."):
-            lines.append(_entry(cleaner.__name__, first_sentence(cleaner.__doc__)))
+    for heading, entries in sections:
+        lines += ["", heading]
+        if not entries:
+            lines.append(f"  none: is {DISTRIBUTION} installed? (pip install -e .)")
+        lines += [_entry(name, text, name_width) for name, text in entries]
     lines += [
         "",
         "Every option of a component: ctapipe-process --help-all | grep SST1M",
