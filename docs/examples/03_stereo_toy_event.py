@@ -2,7 +2,7 @@
 A stereo event of the toy simulation
 ====================================
 
-The two SST-1M telescopes, 150 m apart at Ondřejov, see the same shower from
+The two SST-1M telescopes, 155 m apart at Ondřejov, see the same shower from
 two sides. Each image is an ellipse whose long axis points back to where the
 shower came from; one telescope only gives the line, two give the point where
 the lines cross: the shower direction. This is what ``HillasReconstructor``
@@ -96,7 +96,7 @@ print(f"direction {error:.3f} from the true one, core {core_error:.1f} from the 
 # The cameras in the telescope frame (degrees on the sky from the pointing;
 # both telescopes point the same way) around the pointing direction, each
 # with its image, the pixels kept by the cleaning (red outline), the Hillas
-# ellipse and its long axis. The true direction (star) lies on both axes; the
+# ellipse and its long axis. The true direction (star) is close to both axes; the
 # reconstructed one (cross) is where they cross.
 
 STAR = dict(marker="*", color="white", markersize=18, markeredgecolor="black")
