@@ -34,8 +34,9 @@ from traitlets.config import Config
 # charge extraction: 7 samples around the local maximum) and an
 # ``ImageProcessor`` (the ``SST1MImageCleaner`` and the image parameters) from
 # the file; the same configuration object gives the same components here. The
-# two warnings below are the file's: its name has no run number and its header
-# no target, so the pointing is unknown.
+# warnings below are about the file: its name has no run number, its header no
+# target (the pointing is unknown), and its 2 pedestal events are too few for
+# per-pixel picture thresholds (next example).
 
 raw_file = files("protozfits") / "tests/resources/example_SST1M_20180822.fits.fz"
 sst1m_yaml = files("ctapipe_sst1m") / "resources/sst1m.yaml"
