@@ -12,7 +12,11 @@ import astropy.units as u
 from astropy.coordinates import SkyCoord
 from gammapy.data import DataStore
 
-from ctapipe_sst1m.dl3.analysis import datastore_problems, spectrum_analysis, theta2_counts
+from ctapipe_sst1m.dl3.analysis import (
+    datastore_problems,
+    spectrum_analysis,
+    theta2_counts,
+)
 from ctapipe_sst1m.io.toy import SPECTRAL_INDEX, injected_gamma_flux
 
 #: the toy source of the tutorial's observed runs
