@@ -435,6 +435,7 @@ def test_resources_state_provenance(shared_data):
         assert provenance["date"], name
 
 
+@pytest.mark.slow
 def test_resources_are_generated(shared_data, tmp_path):
     """The shipped files are what the generator writes (but for the date)."""
     assert_resources_generated(

@@ -13,6 +13,9 @@ from ctapipe_sst1m.calib.simulation import pde_correction_table
 from ctapipe_sst1m.core.products import DL1, read_hdf5_mark, verify_hdf5_product
 from ctapipe_sst1m.core.resources import config_file
 
+#: runs ctapipe tools on real or toy files (seconds to minutes each)
+pytestmark = pytest.mark.slow
+
 MC_CONFIG = config_file("sst1m_mc.yaml")
 PROD4 = (
     "gamma_20deg_0deg_run102___cta-prod4-sst-1m_desert-2150m-Paranal-sst-1m.simtel.zst"

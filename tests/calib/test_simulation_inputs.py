@@ -137,6 +137,7 @@ def damaged(simtel_dir, tmp_path_factory):
     return cases
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", REAL_FILES)
 def test_real_files_complete(simtel_dir, name):
     path = simtel_dir / name
@@ -204,6 +205,7 @@ def test_not_a_simtel_file(tmp_path, content, message):
         "zst second frame cut",
     ],
 )
+@pytest.mark.slow
 def test_scan_refuses(damaged, case):
     path, message = damaged[case]
     with pytest.raises(SimTelFileError) as error:
@@ -245,6 +247,7 @@ def _process(tmp_path, path, *extra):
         ("gz flipped", "damaged"),
     ],
 )
+@pytest.mark.slow
 def test_process_refuses(tmp_path, damaged, capsys, case, what):
     path, _ = damaged[case]
     code, output = _process(tmp_path, path)
@@ -258,6 +261,7 @@ def test_process_refuses(tmp_path, damaged, capsys, case, what):
         verify_hdf5_product(output, kinds=(DL1,))
 
 
+@pytest.mark.slow
 def test_ctapipe_process_one_line(tmp_path, damaged):
     """What a user sees: one line naming the file, exit code 2."""
     path, message = damaged["zst 50%"]
@@ -285,6 +289,7 @@ def test_ctapipe_process_one_line(tmp_path, damaged):
     assert not output.exists()
 
 
+@pytest.mark.slow
 def test_check_disabled_processes_but_does_not_mark(tmp_path, damaged, capsys):
     """check_input_complete=False: the truncated file is processed as before the
     check (its first events, exit 0), but the output is not marked complete."""
@@ -298,6 +303,7 @@ def test_check_disabled_processes_but_does_not_mark(tmp_path, damaged, capsys):
         verify_hdf5_product(output, kinds=(DL1,))
 
 
+@pytest.mark.slow
 def test_max_events_not_marked(tmp_path, simtel_dir, capsys):
     """max_events stops before the histograms: the output is incomplete."""
     code, output = _process(tmp_path, simtel_dir / SST1M_GZ, "--max-events=3")
@@ -315,6 +321,7 @@ def _source(path):
     return SimTelEventSource(path, focal_length_choice="EQUIVALENT")
 
 
+@pytest.mark.slow
 def test_input_registered_by_the_event_source(simtel_dir):
     """Outside a tool the input is the one an event source registered with
     ctapipe's Provenance in the current activity; no output, no mark."""

@@ -21,6 +21,9 @@ from ctapipe_sst1m.tools.dl3 import DL3Tool
 
 from .conftest import TARGET, WOBBLE
 
+#: runs ctapipe tools on real or toy files (seconds to minutes each)
+pytestmark = pytest.mark.slow
+
 
 def dl3(tmp_path, inputs, irf, cuts, *extra, output_dir="dl3"):
     """Run the tool; return the exit code, output directory and CRITICAL lines."""

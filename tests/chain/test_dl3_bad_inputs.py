@@ -4,6 +4,7 @@ import gzip
 import shutil
 
 import numpy as np
+import pytest
 import tables
 from astropy.io import fits
 
@@ -17,6 +18,9 @@ from ..robustness.corpus import (
     undocumented,
     write_table,
 )
+
+#: runs ctapipe tools on real or toy files (seconds to minutes each)
+pytestmark = pytest.mark.slow
 
 
 def _copy(source, destination):

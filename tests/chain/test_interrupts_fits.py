@@ -15,6 +15,9 @@ from ctapipe_sst1m.core.products import ProductError, verify_fits_product
 from ..robustness.corpus import DL3, interrupt
 from .conftest import RESOURCES
 
+#: runs ctapipe tools on real or toy files (seconds to minutes each)
+pytestmark = pytest.mark.slow
+
 COMPUTE_IRF = str(Path(sys.executable).parent / "ctapipe-sst1m-compute-irf")
 #: seconds after the start: imports take a few seconds, the work a few more
 DELAYS = (3.0, 7.0)

@@ -11,6 +11,9 @@ from ctapipe.tools.train_energy_regressor import TrainEnergyRegressor
 
 from .conftest import RESOURCES, run_ok
 
+#: runs ctapipe tools on real or toy files (seconds to minutes each)
+pytestmark = pytest.mark.slow
+
 PROD4 = (
     "simtel/gamma_20deg_0deg_run102___cta-prod4-sst-1m_desert-2150m-Paranal-sst-1m"
     ".simtel.zst"

@@ -4,9 +4,13 @@ toy DL1 -> energy and gamma/hadron models -> DL2 -> cuts -> IRFs.
 """
 
 import numpy as np
+import pytest
 from astropy.io import fits
 from astropy.table import Table
 from ctapipe.io import TableLoader
+
+#: runs ctapipe tools on real or toy files (seconds to minutes each)
+pytestmark = pytest.mark.slow
 
 
 def test_models_are_applied(chain):

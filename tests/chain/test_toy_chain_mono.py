@@ -13,6 +13,9 @@ from ctapipe.tools.train_particle_classifier import TrainParticleClassifier
 
 from .conftest import apply_models, config, cuts_and_irfs, run_ok
 
+#: runs ctapipe tools on real or toy files (seconds to minutes each)
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def mono_chain(tmp_path_factory, toy_mono_dl1):

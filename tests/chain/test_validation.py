@@ -35,6 +35,9 @@ from ctapipe_sst1m.tools.dl3 import DL3Tool
 
 from .conftest import TARGET, WOBBLE, config
 
+#: runs ctapipe tools on real or toy files (seconds to minutes each)
+pytestmark = pytest.mark.slow
+
 #: systematic budget of the flux at 1 TeV, on top of its statistical error:
 #: the IRFs' own statistical error (40000 simulated gammas, about 3 %) and the
 #: energy threshold region

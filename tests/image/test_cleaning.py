@@ -112,6 +112,7 @@ def test_reference_masks(embedded_raw_file, shared_reference):
         )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("settings", [SST1MPIPE, LOW], ids=["sst1mpipe", "low"])
 def test_against_straightforward_rule(embedded_raw_file, settings):
     source, events = _process(embedded_raw_file, _config(settings))
@@ -132,6 +133,7 @@ def test_against_straightforward_rule(embedded_raw_file, settings):
         assert np.count_nonzero(n_kept) > 20
 
 
+@pytest.mark.slow
 def test_raised_thresholds_matter(embedded_raw_file):
     """Without the pedestal statistics the same low settings keep more pixels."""
     _, with_statistics = _process(embedded_raw_file, _config(LOW))
@@ -199,6 +201,7 @@ def test_running_statistics_window():
         ([{"tel_id": 21, "min_nsb_level": 0.0, "picture_threshold_pe": 3.0}], 8.0),
     ],
 )
+@pytest.mark.slow
 def test_nsb_bins(embedded_raw_file, bins, picture):
     settings = dict(LOW, picture_threshold_pe=8.0)
     source, events = _process(embedded_raw_file, _config(dict(settings, nsb_bins=bins)))
@@ -223,6 +226,7 @@ def test_nsb_bins_validated(embedded_raw_file):
         SST1MImageCleaner(source.subarray, nsb_bins=[{"min_nsb_level": 1, "picture": 3}])
 
 
+@pytest.mark.slow
 def test_fallback_before_the_first_pedestal(embedded_raw_file, caplog):
     """Without pedestal events to start from, events are cleaned with the fixed
     threshold (with a warning) until enough pedestal events have arrived."""

@@ -34,6 +34,7 @@ def _first_ten(path, **monitor):
     return kept, np.array(images)
 
 
+@pytest.mark.slow
 def test_kept_pixels_do_not_depend_on_the_file_length(digicam_files, caplog):
     """The first 10 events of the 2017 run, alone (1 pedestal event) or in the
     100-event file (8): with fewer pedestal events than the minimum both are
@@ -70,6 +71,7 @@ def test_lowered_minimum_uses_the_statistics(digicam_files):
     assert sum(kept_100) < sum(fixed) / 2
 
 
+@pytest.mark.slow
 def test_warning_of_ctapipe_process(digicam_files, tmp_path, capfd):
     """What ctapipe-process prints: one line naming the file, the pedestal
     events found and the setting."""

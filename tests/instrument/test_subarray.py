@@ -206,6 +206,7 @@ def test_matches_sst1mpipe_h5(sst1mpipe_subarray):
     assert optics.equivalent_focal_length != 5.6 * u.m
 
 
+@pytest.mark.slow
 def test_matches_prod4_simtel(prod4_subarray):
     """
     The prod4 SST-1M telescopes have our DigiCam geometry and optics.
@@ -378,6 +379,7 @@ def test_resources_state_provenance(sst1mpipe_h5):
         assert provenance["date"], name
 
 
+@pytest.mark.slow
 def test_resources_are_generated(shared_data, sst1mpipe_h5, tmp_path):
     """The shipped files are what the generator writes (but for the date)."""
     assert_resources_generated(

@@ -56,6 +56,7 @@ def _direct(target, times):
         (Target("Polar", 10.0, 80.0), "2024-01-01T10:30:00"),
     ],
 )
+@pytest.mark.slow
 def test_tracker_matches_direct_transform(target, start):
     rng = np.random.default_rng(0)
     t0 = Time(start, scale="utc").unix_tai

@@ -52,6 +52,7 @@ def copy(source, tmp_path, name="copy.dl1.h5"):
     return destination
 
 
+@pytest.mark.slow
 def test_ctapipe_process_output_is_marked(dl1_file):
     mark = verify_hdf5_product(dl1_file, kinds=(DL1,), deep=True)
     assert mark.kind == DL1
@@ -62,6 +63,7 @@ def test_ctapipe_process_output_is_marked(dl1_file):
     assert mark.table_rows["/dl1/event/telescope/images/tel_022"] == 32
 
 
+@pytest.mark.slow
 def test_every_event_counted_with_max_events(tmp_path, embedded_raw_file):
     code, output = process(tmp_path, embedded_raw_file, "x.h5", "--max-events=5")
     assert code == 0
@@ -70,6 +72,7 @@ def test_every_event_counted_with_max_events(tmp_path, embedded_raw_file):
     assert sum(mark.counts.values()) == mark.events_in == 32
 
 
+@pytest.mark.slow
 def test_datawriter_registers_its_output_with_provenance(tmp_path, embedded_raw_file):
     """Pins the ctapipe behaviour the source and monitoring sources rely on to
     find the output of the tool hosting them (instead of its attributes)."""

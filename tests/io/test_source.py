@@ -137,6 +137,7 @@ def test_prototype_camera(digicam_files, caplog):
         SST1MEventSource(path, unknown_telescope_template=None)
 
 
+@pytest.mark.slow
 def test_run_in_chunks(tmp_path, digicam_files):
     # two different files of tel 22 as the chunks of one run (identical chunks
     # are refused as copies)

@@ -23,6 +23,9 @@ from .corpus import (
     write_table,
 )
 
+#: runs ctapipe tools on real or toy files (seconds to minutes each)
+pytestmark = pytest.mark.slow
+
 SST1M_YAML = config_file("sst1m.yaml")
 
 

@@ -16,6 +16,9 @@ from ctapipe_sst1m.core.resources import config_file
 
 from .corpus import MERGE, PROCESS, interrupt
 
+#: runs ctapipe tools on real or toy files (seconds to minutes each)
+pytestmark = pytest.mark.slow
+
 SST1M_YAML = config_file("sst1m.yaml")
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)
 

@@ -22,6 +22,9 @@ from ctapipe_sst1m.tools.merge_stereo import MergeStereoTool
 from ..helpers import edit_dl1_events
 from .conftest import RESOURCES, process
 
+#: runs ctapipe tools on real or toy files (seconds to minutes each)
+pytestmark = pytest.mark.slow
+
 MERGE_COMMAND = Path(sys.executable).parent / "ctapipe-sst1m-merge-stereo"
 OFFSET_NS = 3_217_000
 JITTER_NS = 200

@@ -20,6 +20,9 @@ from ctapipe_sst1m.io import SST1MEventSource
 
 from ..helpers import add_events_header_card, corrupted_copy, truncated_copy
 
+#: runs ctapipe tools on real or toy files (seconds to minutes each)
+pytestmark = pytest.mark.slow
+
 CONFIG = config_file("sst1m.yaml")
 
 

@@ -2,6 +2,7 @@
 
 import warnings
 
+import pytest
 import yaml
 from ctapipe.core import run_tool
 from ctapipe.core.provenance import MissingReferenceMetadata
@@ -10,6 +11,7 @@ from ctapipe_sst1m.core.resources import shipped_configs
 from ctapipe_sst1m.tools.quickstart import SHIPPED_CONFIGS, QuickStartTool
 
 
+@pytest.mark.slow
 def test_quickstart_writes_configs(tmp_path):
     workdir = tmp_path / "analysis"
     argv = [f"--workdir={workdir}", "--name=A. Astronomer", "--email=a@example.org"]

@@ -12,6 +12,9 @@ from ctapipe_sst1m.core.resources import RESOURCES
 from ctapipe_sst1m.image import SST1MImageCleaner
 from ctapipe_sst1m.io import SST1MEventSource
 
+#: runs ctapipe tools on real or toy files (seconds to minutes each)
+pytestmark = pytest.mark.slow
+
 STATS_TABLE = (
     "/dl1/monitoring/telescope/calibration/camera/pixel_statistics/"
     "sky_pedestal_image/tel_001"
