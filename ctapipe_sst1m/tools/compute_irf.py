@@ -1,6 +1,10 @@
-"""ctapipe-compute-irf that records which telescopes, mode and pointing the IRFs
-are for, makes full-enclosure IRFs consistent, and writes complete, checksummed
-IRF files or none."""
+"""
+ctapipe-compute-irf for SST-1M: IRFs that say which telescopes, mode and pointing
+they are for, in complete, checksummed files or none.
+
+Full-enclosure IRFs are made consistent (the same field-of-view cut for the
+effective area, the PSF and the DL3 events).
+"""
 
 import logging
 
@@ -21,6 +25,7 @@ from ..core.products import (
     verify_hdf5_product,
     write_fits_product,
 )
+from ..core.run_summary import print_summary, short_path
 from ..dl3.irf_node import (
     SAME_NODE,
     IrfNode,
@@ -139,6 +144,8 @@ class SST1MIrfTool(IrfTool):
         """ctapipe's selections, and the field-of-view cut."""
         reduced_events = super().calculate_selections(reduced_events)
         fov_max = u.Quantity(self.node.fov_max, u.deg)
+        #: particle -> (events after the quality selection, events selected)
+        self.selected = {}
         for particle in PARTICLES:
             if particle not in reduced_events:
                 continue
@@ -147,6 +154,10 @@ class SST1MIrfTool(IrfTool):
             for column in ("selected", "selected_gh", "selected_gh_multiplicity"):
                 if column in events.colnames:
                     events[column] &= inside
+            self.selected[particle] = (
+                len(events),
+                int(np.count_nonzero(events["selected"])),
+            )
             self.log.info(
                 "%s: %d of %d events reconstructed %s or more from the pointing, "
                 "not used",
@@ -212,6 +223,33 @@ class SST1MIrfTool(IrfTool):
                 "Benchmark",
                 IRF_BENCHMARK,
             )
+        if not self.quiet:
+            self._print_summary([hdu.name for hdu in hdus[1:]])
+
+    def _print_summary(self, names):
+        """What was written, from how many events, for which node."""
+        kind = "point-like" if "RAD_MAX" in names else "full-enclosure"
+        rows = [("IRFs", f"{kind}: {', '.join(names)}")]
+        for particle, (n_events, n_selected) in self.selected.items():
+            rows.append(
+                (
+                    particle,
+                    f"{n_selected} of {n_events} events pass the cuts (after the "
+                    "quality selection)",
+                )
+            )
+        node = self.node
+        rows.append(
+            (
+                "node",
+                f"alt {node.alt:.1f} deg, az {node.az:.1f} deg, NSB {node.nsb}, "
+                f"field of view {node.fov_max:g} deg",
+            )
+        )
+        if self.benchmarks_output_path is not None:
+            rows.append(("benchmarks", short_path(self.benchmarks_output_path)))
+        title = f"{self.name}: IRFs written to {short_path(self.output_path)}"
+        print_summary(title, rows)
 
     def _zero_nan(self, hdu):
         for column in hdu.columns.names:

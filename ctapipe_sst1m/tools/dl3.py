@@ -20,6 +20,7 @@ from ..core.products import (
     verify_hdf5_product,
     write_fits_product,
 )
+from ..core.run_summary import plural, print_summary, short_path
 from ..dl3.events import DL3InputError, read_cuts, read_run_events
 from ..dl3.gadf import (
     IRF_HDUS,
@@ -32,6 +33,9 @@ from ..dl3.gadf import (
 from ..dl3.irf_node import IrfNode, pointing_differences
 
 __all__ = ["DL3Tool", "main"]
+
+#: runs listed one per line in the summary; the others are counted together
+RUNS_LISTED = 10
 
 
 class DL3Tool(Tool):
@@ -325,6 +329,7 @@ class DL3Tool(Tool):
         # each file is written under a temporary name and renamed when complete;
         # the indexes last, so they only list complete files
         index_rows, obs_rows = [], []
+        self.written = []
         for (path, run), name in zip(runs, names, strict=False):
             hdus = observation_hdus(run, self.irf_hdus, self._irf_cards())
             write_fits_product(
@@ -336,6 +341,7 @@ class DL3Tool(Tool):
             )
             index_rows.append((run.obs_id, name, hdus))
             obs_rows.append(obs_index_row(run, hdus))
+            self.written.append((name, run))
             self.log.info(
                 "%s: obs_id %d, %d of %d events (%d more beyond the %.2f deg "
                 "field-of-view cut)",
@@ -359,6 +365,40 @@ class DL3Tool(Tool):
             Provenance().add_output_file(self.output_dir / name, role="DL3")
         for path in self.files:
             Provenance().add_input_file(path, role="DL2/Event")
+
+    def finish(self):
+        if self.quiet:
+            return
+        rows = [
+            (
+                f"obs_id {run.obs_id}",
+                f"{name}: {len(run.events)} of {run.n_triggers} events pass the cuts",
+            )
+            for name, run in self.written[:RUNS_LISTED]
+        ]
+        if len(self.written) > RUNS_LISTED:
+            rest = [run for _, run in self.written[RUNS_LISTED:]]
+            rows.append(
+                (
+                    "...",
+                    f"{plural(len(rest), 'more run')}: "
+                    f"{sum(len(run.events) for run in rest)} events",
+                )
+            )
+        rows += [
+            ("indexes", "hdu-index.fits.gz, obs-index.fits.gz (gammapy's DataStore)"),
+            (
+                "IRFs",
+                f"{short_path(self.irf_file)}; events cut at {self.fov_max:.2f} deg "
+                "from the pointing",
+            ),
+        ]
+        n_events = sum(len(run.events) for _, run in self.written)
+        print_summary(
+            f"{self.name}: {plural(len(self.written), 'run')}, {n_events} events, "
+            f"written to {short_path(self.output_dir)}",
+            rows,
+        )
 
     def _check_mode(self, path, run):
         irf_tels = self.irf_header.get("TELLIST")
