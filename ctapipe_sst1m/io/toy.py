@@ -72,9 +72,15 @@ from ctapipe.coordinates import CameraFrame
 from ctapipe.image.toymodel import Gaussian, obtain_time_image
 from ctapipe.io import DataLevel, EventSource
 
-from ctapipe_sst1m.instrument import load_sst1m_subarray
+from ..instrument import load_sst1m_subarray
+from ..version import __version__
 
-__all__ = ["ToySST1MEventSource", "injected_gamma_flux", "write_toy_config"]
+__all__ = [
+    "ToySST1MEventSource",
+    "__version__",
+    "injected_gamma_flux",
+    "write_toy_config",
+]
 
 POINTING_ALT = 70 * u.deg
 POINTING_AZ = 180 * u.deg
@@ -135,7 +141,10 @@ def write_toy_config(path, particle, n_showers, seed, obs_id=1, observed=None, r
 
 
 class ToySST1MEventSource(EventSource):
-    """Toy simulated SST-1M events (see the module docstring): tests and tutorials."""
+    """Toy SST-1M gammas and protons from ``*.sst1mtoy`` files, for tests and tutorials.
+
+    See the module docstring.
+    """
 
     def __init__(self, input_url=None, config=None, parent=None, **kwargs):
         super().__init__(input_url=input_url, config=config, parent=parent, **kwargs)
