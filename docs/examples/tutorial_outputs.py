@@ -25,15 +25,23 @@ CACHE = DOCS / "_build" / "tutorial"
 COMPLETE = ".complete"
 
 
-def _digest(directory):
-    """Digest of the files of ``directory`` (names and contents)."""
+#: the package the tutorial runs: a change of its code or resources runs the
+#: tutorial again
+PACKAGE = DOCS.parent / "ctapipe_sst1m"
+
+
+def _digest(*directories):
+    """Digest of the files of ``directories`` (names and contents)."""
     digest = hashlib.sha256()
-    files = [
-        p for p in directory.rglob("*") if p.is_file() and "__pycache__" not in p.parts
-    ]
-    for path in sorted(files):
-        digest.update(str(path.relative_to(directory)).encode())
-        digest.update(path.read_bytes())
+    for directory in directories:
+        files = [
+            p
+            for p in directory.rglob("*")
+            if p.is_file() and "__pycache__" not in p.parts
+        ]
+        for path in sorted(files):
+            digest.update(str(path.relative_to(directory.parent)).encode())
+            digest.update(path.read_bytes())
     return digest.hexdigest()
 
 
@@ -43,8 +51,9 @@ def tutorial_outputs():
 
     ``$SST1M_TUTORIAL_DIR``, if set, is a directory where the tutorial has
     been run (``bash docs/tutorial/tutorial.sh DIR``), used as it is; else the
-    tutorial runs into ``docs/_build/tutorial`` unless an earlier build ran the
-    same tutorial files there to their end.
+    tutorial runs into ``docs/_build/tutorial`` unless an earlier run there,
+    with the same tutorial files and package sources, went to its end (its
+    output is in ``tutorial.log``).
 
     Returns
     -------
@@ -69,7 +78,7 @@ def tutorial_outputs():
             )
         return workdir
     CACHE.parent.mkdir(parents=True, exist_ok=True)
-    expected = _digest(TUTORIAL)
+    expected = _digest(TUTORIAL, PACKAGE)
     marker = CACHE / COMPLETE
     # two builds of the docs at once must not run the tutorial into one directory
     with open(CACHE.parent / f"{CACHE.name}.lock", "w") as lock:
