@@ -327,7 +327,8 @@ class SST1MSimulationCorrections(MonitoringSource):
                     "SST1MSimulationCorrections: no sim_telarray input to read the QE "
                     "files from (no sim_telarray file registered by the tool's event "
                     "source); set SST1MSimulationCorrections.input_url or "
-                    f"{_pde_option()}"
+                    # the example names a telescope the subarray has
+                    f"{_pde_option(min(self.subarray.tel_ids))}"
                 )
             if self.check_input_complete and not registered_files("input", "DL0/Event"):
                 self.log.warning(
