@@ -1,6 +1,7 @@
 """Test helpers: damaged or modified copies of real DigiCam files, and checks
 shared by several test modules."""
 
+import re
 import shutil
 import subprocess
 import sys
@@ -122,3 +123,22 @@ def edit_dl1_events(path, keep=None, time_shift_ns=None):
         n_written = h5file.root.dl1.event.subarray.trigger.nrows
     write_hdf5_mark(path, DL1, events_in=n_written, events_out=n_written)
     return path
+
+
+def parse_summary(stderr, title):
+    """The one-screen summary printed after the line starting with ``title``:
+    label -> text, wrapped lines joined; asserts it fits on a screen."""
+    lines = stderr.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(title))
+    rows, label = {}, None
+    for line in lines[start + 1 :]:
+        if not line.startswith("  "):
+            break
+        match = re.match(r"  (\S.*?)  +(\S.*)", line)
+        if match and not line.startswith("    "):
+            label = match[1].strip()
+            rows[label] = match[2]
+        else:
+            rows[label] += " " + line.strip()
+    assert len(rows) + 1 <= 15, "a summary fits on a screen"
+    return rows

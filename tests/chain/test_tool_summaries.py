@@ -13,6 +13,7 @@ from ctapipe.core.provenance import MissingReferenceMetadata
 from ctapipe_sst1m.tools.compute_irf import SST1MIrfTool
 from ctapipe_sst1m.tools.dl3 import DL3Tool
 
+from ..helpers import parse_summary
 from .conftest import config
 
 pytestmark = pytest.mark.slow
@@ -26,25 +27,7 @@ def _run(tool, argv, cwd):
     return [str(w.message) for w in caught if w.category is MissingReferenceMetadata]
 
 
-def _summary(stderr, title):
-    """The summary printed after ``title``: label -> text (wrapped lines joined)."""
-    lines = stderr.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith(title))
-    rows, label = {}, None
-    for line in lines[start + 1 :]:
-        if not line.startswith("  "):
-            break
-        match = re.match(r"  (\S.*?)  +(\S.*)", line)
-        if match and not line.startswith("    "):
-            label = match[1].strip()
-            rows[label] = match[2]
-        else:
-            rows[label] += " " + line.strip()
-    assert len(rows) + 1 <= 15, "a summary fits on a screen"
-    return rows
-
-
-def test_compute_irf_summary(tmp_path, chain, capsys):
+def test_compute_irfparse_summary(tmp_path, chain, capsys):
     dl2 = chain["dl2"]
     argv = [
         config("sst1m_irf.yaml"),
@@ -60,7 +43,7 @@ def test_compute_irf_summary(tmp_path, chain, capsys):
     # the files written carry reference metadata (the cuts file of ctapipe's
     # ctapipe-optimize-event-selection does not: ctapipe's warning, not ours)
     assert [m for m in missing if ".fits.gz" in m] == []
-    rows = _summary(stderr, "ctapipe-sst1m-compute-irf: IRFs written to irf.fits.gz")
+    rows = parse_summary(stderr, "ctapipe-sst1m-compute-irf: IRFs written to irf.fits.gz")
     with fits.open(tmp_path / "irf.fits.gz") as hdus:
         names = [hdu.name for hdu in hdus[1:]]
         header = hdus[0].header
@@ -79,7 +62,7 @@ def test_compute_irf_summary(tmp_path, chain, capsys):
     )
 
 
-def test_dl3_summary(tmp_path, observed_dl2, chain, capsys):
+def test_dl3parse_summary(tmp_path, observed_dl2, chain, capsys):
     argv = [*map(str, observed_dl2.values()), f"--irf={chain['irf']}"]
     argv += [f"--cuts={chain['cuts']}", "--output-dir=dl3"]
     capsys.readouterr()
@@ -94,7 +77,7 @@ def test_dl3_summary(tmp_path, observed_dl2, chain, capsys):
         f"ctapipe-sst1m-dl3: {len(observed_dl2)} runs, {sum(n_events.values())} events, "
         "written to dl3"
     )
-    rows = _summary(stderr, title)
+    rows = parse_summary(stderr, title)
     for obs_id, n in n_events.items():
         assert re.fullmatch(
             rf"SST1M_obs_{obs_id}\.dl3\.fits\.gz: {n} of \d+ events pass the cuts",

@@ -34,52 +34,22 @@ def data_dl1(tmp_path_factory, embedded_raw_file):
     The file is tel 22's; tel 21's copy maps its telescope id. Both have the
     same events and times, a pointing (Mrk 501) and images.
     """
-    tmp_path = tmp_path_factory.mktemp("data_dl1")
-    as_tel21 = tmp_path / "tel21.yaml"
-    as_tel21.write_text("SST1MEventSource:\n  telescope_id_map: {22: 21}\n")
-    common = [
-        f"--config={RESOURCES / 'sst1m.yaml'}",
+    pointing = [
         f"--SST1MEventSource.pointing_ra={TARGET[0]}",
         f"--SST1MEventSource.pointing_dec={TARGET[1]}",
-        "--SST1MEventSource.obs_id=201808220001",
-        "--no-progress",
     ]
-    tel21 = process(
-        tmp_path,
-        embedded_raw_file,
-        tmp_path / "SST1M1_20180822_0001.dl1.h5",
-        *common,
-        f"--config={as_tel21}",
+    return _as_two_telescopes(
+        tmp_path_factory.mktemp("data_dl1"), embedded_raw_file, *pointing
     )
-    tel22 = process(
-        tmp_path, embedded_raw_file, tmp_path / "SST1M2_20180822_0001.dl1.h5", *common
-    )
-    return {21: tel21, 22: tel22}
 
 
 @pytest.fixture(scope="session")
 def data_dl1_without_pointing(tmp_path_factory, embedded_raw_file):
     """The real 2018 DigiCam file as DL1 of tel 21 and of tel 22, without
     pointing (the file has no TARGET header and none is given)."""
-    tmp_path = tmp_path_factory.mktemp("data_dl1_without_pointing")
-    as_tel21 = tmp_path / "tel21.yaml"
-    as_tel21.write_text("SST1MEventSource:\n  telescope_id_map: {22: 21}\n")
-    common = [
-        f"--config={RESOURCES / 'sst1m.yaml'}",
-        "--SST1MEventSource.obs_id=201808220001",
-        "--no-progress",
-    ]
-    tel21 = process(
-        tmp_path,
-        embedded_raw_file,
-        tmp_path / "SST1M1_20180822_0001.dl1.h5",
-        *common,
-        f"--config={as_tel21}",
+    return _as_two_telescopes(
+        tmp_path_factory.mktemp("data_dl1_without_pointing"), embedded_raw_file
     )
-    tel22 = process(
-        tmp_path, embedded_raw_file, tmp_path / "SST1M2_20180822_0001.dl1.h5", *common
-    )
-    return {21: tel21, 22: tel22}
 
 
 @pytest.fixture(scope="session")
@@ -110,3 +80,25 @@ def prod4_dl1(tmp_path_factory, shared_data):
             *(f"--EventSource.allowed_tels={tel}" for tel in tels),
         )
     return outputs
+
+
+def _as_two_telescopes(tmp_path, raw_file, *options):
+    """``raw_file`` (tel 22's) processed as tel 21 (``telescope_id_map``) and as
+    tel 22, obs_id 201808220001, with ``options``; tel id -> DL1 file."""
+    as_tel21 = tmp_path / "tel21.yaml"
+    as_tel21.write_text("SST1MEventSource:\n  telescope_id_map: {22: 21}\n")
+    common = [
+        f"--config={RESOURCES / 'sst1m.yaml'}",
+        *options,
+        "--SST1MEventSource.obs_id=201808220001",
+        "--no-progress",
+    ]
+    tel21 = process(
+        tmp_path,
+        raw_file,
+        tmp_path / "SST1M1_20180822_0001.dl1.h5",
+        *common,
+        f"--config={as_tel21}",
+    )
+    tel22 = process(tmp_path, raw_file, tmp_path / "SST1M2_20180822_0001.dl1.h5", *common)
+    return {21: tel21, 22: tel22}

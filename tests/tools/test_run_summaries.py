@@ -18,6 +18,8 @@ from ctapipe.tools.process import ProcessorTool
 
 from ctapipe_sst1m.tools.merge_stereo import MergeStereoTool
 
+from ..helpers import parse_summary
+
 RESOURCES = files("ctapipe_sst1m") / "resources"
 CONFIG = RESOURCES / "sst1m.yaml"
 SUMMARY_TITLE = "SST1MEventSource summary"
@@ -42,21 +44,7 @@ def _ctapipe_process(cwd, *args):
 
 
 def _summary(stderr, title=SUMMARY_TITLE):
-    """label -> text of the summary lines (continuation lines joined)."""
-    lines = stderr.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith(title))
-    rows, label = {}, None
-    for line in lines[start + 1 :]:
-        if not line.startswith("  "):
-            break
-        match = re.match(r"  (\S.*?)  +(\S.*)", line)
-        if match and not line.startswith("    "):
-            label = match[1].strip()
-            rows[label] = match[2]
-        else:
-            rows[label] += " " + line.strip()
-    assert len(rows) + 1 <= 15, "a summary fits on a screen"
-    return rows
+    return parse_summary(stderr, title)
 
 
 def _survivors(path):
