@@ -91,6 +91,29 @@ def parse_target(value):
     return Target(name=fields[0], ra=ra, dec=dec, wobble=wobble[0] if wobble else "UNDEF")
 
 
+def parse_target_name(value):
+    """
+    The target name and wobble label of a ``TARGET`` value without a position.
+
+    ``"Crab_W1"``, ``"Crab,W2"``, ``"Crab"``: the position must come from
+    elsewhere (a source catalogue, ``SST1MEventSource.pointing_ra``/``_dec``).
+
+    Parameters
+    ----------
+    value : str
+
+    Returns
+    -------
+    Target
+        Without coordinates; wobble ``UNDEF`` unless a field is ``W<n>``.
+    """
+    fields = [f for f in re.split(r"[,_]", value.strip()) if f]
+    if not fields:
+        return Target(name=value.strip())
+    wobble = next((f for f in fields[1:] if _WOBBLE.fullmatch(f)), "UNDEF")
+    return Target(name=fields[0], wobble=wobble)
+
+
 class AltAzTracker:
     """
     Horizontal coordinates of a tracked sky position, interpolated between nodes.

@@ -61,7 +61,7 @@ from .containers import (
 )
 from .decoding import decode, decode_files
 from .event_time import CameraClock, clock_scale_for
-from .pointing import AltAzTracker, Target, parse_target
+from .pointing import AltAzTracker, Target, parse_target, parse_target_name
 from .zfits import (
     DigiCamFileError,
     NotDigiCamFileError,
@@ -615,7 +615,14 @@ class SST1MEventSource(EventSource):
             try:
                 target = parse_target(header_target)
             except ValueError as err:
-                raise DigiCamFileError(f"{self.files[0]}: {err}") from None
+                if self.pointing_ra is None:
+                    raise DigiCamFileError(
+                        f"{self.files[0]}: {err}; set SST1MEventSource.pointing_ra "
+                        "and pointing_dec to give the position"
+                    ) from None
+                # a name (and wobble) without a position: the configured
+                # position is the target's (the nightly takes it from a catalogue)
+                target = parse_target_name(header_target)
         if (self.pointing_ra is None) != (self.pointing_dec is None):
             raise ToolConfigurationError(
                 "SST1MEventSource.pointing_ra and pointing_dec: only one is set; "

@@ -50,7 +50,7 @@ DIGICAM_EVENT_COLUMNS = (
     "event_type",
 )
 #: Events header keys kept by `inspect_digicam_file` (reading every card is slow)
-EVENTS_HEADER_KEYS = ("TARGET", "RUNTYPE", "TIMESYS", "DATE", "PBFHEAD")
+EVENTS_HEADER_KEYS = ("TARGET", "RUNTYPE", "TIMESYS", "DATE", "DATEEND", "PBFHEAD")
 FITS_BLOCK = 2880
 CARD = 80
 #: Bytes summed at once when verifying checksums (keeps memory flat for GB files).
