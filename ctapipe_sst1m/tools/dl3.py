@@ -10,7 +10,6 @@ from ctapipe.core import Provenance, Tool, traits
 from ..core.products import (
     DL2,
     DL3,
-    DL3_INDEX,
     IRF,
     ProductError,
     nan_columns,
@@ -23,12 +22,15 @@ from ..core.products import (
 from ..core.run_summary import plural, print_summary, short_path
 from ..dl3.events import DL3InputError, read_cuts, read_run_events
 from ..dl3.gadf import (
+    DL3_FILE_GLOB,
+    HDU_INDEX_FILE,
     IRF_HDUS,
+    OBS_INDEX_FILE,
     SKIPPED_IRF_HDUS,
-    hdu_index_table,
-    obs_index_row,
-    obs_index_table,
+    dl3_file_name,
     observation_hdus,
+    read_index_entry,
+    write_indexes,
 )
 from ..dl3.irf_node import IrfNode, pointing_differences
 
@@ -50,6 +52,11 @@ class DL3Tool(Tool):
     gammapy's ``DataStore``. Times are TAI, in seconds since midnight TAI of the
     day the run starts (``MJDREFI``).
 
+    Runs processed separately (in parallel, into one directory) are written
+    with ``--no-index``; ``ctapipe-sst1m-dl3-index`` then indexes every DL3
+    file of the directory, with the same tables one call with all the runs
+    writes.
+
     The IRFs must be valid for each run: the run's mean pointing must be within
     ``max_zenith_difference`` and ``max_azimuth_difference`` of the pointing
     their simulations were made at (recorded by ``ctapipe-sst1m-compute-irf``),
@@ -62,6 +69,11 @@ class DL3Tool(Tool):
     examples = """
     ctapipe-sst1m-dl3 run1.dl2.h5 run2.dl2.h5 --irf irf.fits.gz --cuts cuts.fits \\
         --output-dir dl3/
+
+    runs one by one (in parallel), then the indexes of every file:
+    ctapipe-sst1m-dl3 run1.dl2.h5 --irf irf.fits.gz --cuts cuts.fits \\
+        --output-dir dl3/ --no-index
+    ctapipe-sst1m-dl3-index dl3/
     """
 
     input_files = traits.List(
@@ -91,6 +103,13 @@ class DL3Tool(Tool):
         "RandomForestClassifier", help="Prefix of the gammaness"
     ).tag(config=True)
     overwrite = traits.Bool(False, help="Replace existing DL3 files").tag(config=True)
+    write_index = traits.Bool(
+        True,
+        help="Write hdu-index.fits.gz and obs-index.fits.gz of the runs given. "
+        "Off for runs written one by one into one directory (several calls at "
+        "once would replace each other's indexes): ctapipe-sst1m-dl3-index "
+        "then indexes every DL3 file of the directory",
+    ).tag(config=True)
     allow_empty_runs = traits.Bool(
         False,
         help="Write the DL3 file of a run no event of which passes the selection. "
@@ -125,6 +144,10 @@ class DL3Tool(Tool):
     }
     flags = {
         "overwrite": ({"DL3Tool": {"overwrite": True}}, "Replace existing DL3 files"),
+        "no-index": (
+            {"DL3Tool": {"write_index": False}},
+            "Write no index (ctapipe-sst1m-dl3-index DIR writes them)",
+        ),
     }
 
     def setup(self):
@@ -317,8 +340,11 @@ class DL3Tool(Tool):
         if len(set(obs_ids)) != len(obs_ids):
             self._fail(f"obs_id repeated among the inputs: {obs_ids}")
 
-        names = [f"SST1M_obs_{run.obs_id}.dl3.fits.gz" for _, run in runs]
-        names += ["hdu-index.fits.gz", "obs-index.fits.gz"]
+        run_names = [dl3_file_name(run.obs_id) for _, run in runs]
+        # with --no-index the indexes are not this call's: other calls writing
+        # into the same directory at the same time must not meet them here
+        index_names = [HDU_INDEX_FILE, OBS_INDEX_FILE] if self.write_index else []
+        names = run_names + index_names
         existing = [n for n in names if (self.output_dir / n).exists()]
         if existing and not self.overwrite:
             self._fail(f"{existing} exist in {self.output_dir}; use --overwrite")
@@ -328,9 +354,8 @@ class DL3Tool(Tool):
             remove_stale_partials(self.output_dir / name, self.log)
         # each file is written under a temporary name and renamed when complete;
         # the indexes last, so they only list complete files
-        index_rows, obs_rows = [], []
         self.written = []
-        for (path, run), name in zip(runs, names, strict=False):
+        for (path, run), name in zip(runs, run_names, strict=True):
             hdus = observation_hdus(run, self.irf_hdus, self._irf_cards())
             write_fits_product(
                 hdus,
@@ -339,8 +364,6 @@ class DL3Tool(Tool):
                 events_in=run.n_triggers,
                 events_out=len(run.events),
             )
-            index_rows.append((run.obs_id, name, hdus))
-            obs_rows.append(obs_index_row(run, hdus))
             self.written.append((name, run))
             self.log.info(
                 "%s: obs_id %d, %d of %d events (%d more beyond the %.2f deg "
@@ -352,15 +375,12 @@ class DL3Tool(Tool):
                 run.n_outside_fov,
                 self.fov_max,
             )
-        for name, table in (
-            ("hdu-index.fits.gz", hdu_index_table(index_rows)),
-            (
-                "obs-index.fits.gz",
-                obs_index_table(obs_rows, runs[0][1].subarray.reference_location),
-            ),
-        ):
-            index = fits.HDUList([fits.PrimaryHDU(), fits.table_to_hdu(table)])
-            write_fits_product(index, self.output_dir / name, DL3_INDEX)
+        if self.write_index:
+            # read back from the files, as ctapipe-sst1m-dl3-index does: the
+            # indexes of one call and of the index tool are the same tables
+            entries = [read_index_entry(self.output_dir / n) for n in run_names]
+            write_indexes(entries, self.output_dir)
+            self._warn_unindexed(run_names)
         for name in names:
             Provenance().add_output_file(self.output_dir / name, role="DL3")
         for path in self.files:
@@ -386,7 +406,7 @@ class DL3Tool(Tool):
                 )
             )
         rows += [
-            ("indexes", "hdu-index.fits.gz, obs-index.fits.gz (gammapy's DataStore)"),
+            ("indexes", self._index_text()),
             (
                 "IRFs",
                 f"{short_path(self.irf_file)}; events cut at {self.fov_max:.2f} deg "
@@ -399,6 +419,36 @@ class DL3Tool(Tool):
             f"written to {short_path(self.output_dir)}",
             rows,
         )
+
+    def _index_text(self):
+        if self.write_index:
+            return f"{HDU_INDEX_FILE}, {OBS_INDEX_FILE} (gammapy's DataStore)"
+        command = f"ctapipe-sst1m-dl3-index {short_path(self.output_dir)}"
+        older = [
+            n for n in (HDU_INDEX_FILE, OBS_INDEX_FILE) if (self.output_dir / n).exists()
+        ]
+        if older:
+            return (
+                f"none written (--no-index); {' and '.join(older)} there are older "
+                f"than this call's files: {command} indexes every DL3 file there"
+            )
+        return f"none written (--no-index): {command} indexes every DL3 file there"
+
+    def _warn_unindexed(self, run_names):
+        """Other runs' DL3 files in the directory are not in this call's indexes."""
+        others = sorted(
+            p.name for p in self.output_dir.glob(DL3_FILE_GLOB) if p.name not in run_names
+        )
+        if others:
+            self.log.warning(
+                "%s: the indexes list the %s given, not the %s also there (%s); "
+                "ctapipe-sst1m-dl3-index %s indexes every DL3 file of the directory",
+                self.output_dir,
+                plural(len(run_names), "run"),
+                plural(len(others), "other DL3 file"),
+                ", ".join(others[:3]) + (", ..." if len(others) > 3 else ""),
+                self.output_dir,
+            )
 
     def _check_mode(self, path, run):
         irf_tels = self.irf_header.get("TELLIST")
