@@ -9,6 +9,7 @@ from ctapipe_sst1m.io import SST1MEventSource
 from ctapipe_sst1m.stereo import SST1MArrayPointing, StereoEventMatcher
 from ctapipe_sst1m.tools.check import CheckTool
 from ctapipe_sst1m.tools.dl3 import DL3Tool
+from ctapipe_sst1m.tools.dl3_index import DL3IndexTool
 from ctapipe_sst1m.tools.merge_stereo import MergeStereoTool
 from ctapipe_sst1m.tools.pixel_statistics import PixelStatisticsTool
 from ctapipe_sst1m.tools.quickstart import QuickStartTool
@@ -26,6 +27,7 @@ COMPONENTS = [
     MergeStereoTool,
     PixelStatisticsTool,
     DL3Tool,
+    DL3IndexTool,
     CheckTool,
 ]
 
