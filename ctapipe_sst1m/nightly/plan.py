@@ -129,7 +129,7 @@ def _run_steps(run, base, modes):
     return steps
 
 
-def plan_night(runs, analysis_dir, night, modes=MODES):
+def plan_night(runs, analysis_dir, night, modes=MODES, until="dl3"):
     """
     The steps of a night, in an order where every step follows its dependencies.
 
@@ -144,6 +144,8 @@ def plan_night(runs, analysis_dir, night, modes=MODES):
     modes : sequence of str
         Among ``cs1``, ``cs2``, ``stereo``; the DL1 of each telescope is always
         made when stereo is asked.
+    until : str
+        The last data level made: ``dl1``, ``dl2`` or ``dl3`` (with the indexes).
 
     Returns
     -------
@@ -196,7 +198,8 @@ def plan_night(runs, analysis_dir, night, modes=MODES):
                 run, [dl1_keys[(1, run.run)]], usable, dl1_keys, base, night
             )
     steps += _index_steps(steps, base)
-    return steps, waiting
+    last = STAGES.index(until) if until != "dl3" else len(STAGES) - 1
+    return [s for s in steps if STAGES.index(s.stage) <= last], waiting
 
 
 def _stereo_steps(run, own, partners, dl1_keys, base, night):

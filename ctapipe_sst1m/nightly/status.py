@@ -37,6 +37,8 @@ STATUS_COLUMNS = (
     "key",
     "invocation",
     "finished",
+    "peak_rss_mb",
+    "worker_rss_mb",
 )
 _INT = ("exit_code", "attempts", "events_in", "events_out")
 
@@ -91,7 +93,9 @@ class StatusTable:
             for column in _INT:
                 row[column] = -999 if row[column] is None else int(row[column])
             row["duration"] = float(row["duration"] or 0.0)
-            row["finished"] = float(row["finished"] or 0.0)
+            for column in ("finished", "peak_rss_mb", "worker_rss_mb"):
+                value = row[column]
+                row[column] = float(value) if value is not None else np.nan
             row["choices"] = json.dumps(row["choices"] or {}, default=str)
             for column in ("log", "product", "reason", "host", "key", "invocation"):
                 row[column] = str(row[column] or "")

@@ -16,6 +16,7 @@ import ctypes
 import hashlib
 import os
 import re
+import resource
 import shlex
 import signal
 import socket
@@ -317,7 +318,7 @@ def _dl2_commands(step, settings, upstream):
     commands = []
     dl1 = p["dl1"]
     if step.mode == "stereo":
-        geometry = step.directory / f".{step.label}.geometry.dl1.h5"
+        geometry = step.directory / f".{step.label}.tmp-geometry.dl1.h5"
         config = _write_config(
             step,
             settings,
@@ -338,16 +339,27 @@ def _dl2_commands(step, settings, upstream):
         config = _write_config(
             step, settings, None, {"ApplyModels": {"progress_bar": False}}
         )
-    commands.append(
-        [
-            _tool(settings, "ctapipe-apply-models"),
-            f"--input={dl1}",
-            *[f"--reconstructor={m}" for m in models],
-            f"--config={config}",
-            f"--output={step.product}",
-            "--overwrite",
-        ]
-    )
+    # the classifier reads the tel-level energy (and disp) columns, which
+    # ctapipe-apply-models writes only at the end of a call: two calls
+    groups = [[m for m in models if m.name != "classifier.pkl"]]
+    groups.append([m for m in models if m.name == "classifier.pkl"])
+    groups = [g for g in groups if g]
+    for i, group in enumerate(groups):
+        last = i == len(groups) - 1
+        output = (
+            step.product if last else step.directory / f".{step.label}.tmp-{i}.dl2.h5"
+        )
+        commands.append(
+            [
+                _tool(settings, "ctapipe-apply-models"),
+                f"--input={dl1}",
+                *[f"--reconstructor={m}" for m in group],
+                f"--config={config}",
+                f"--output={output}",
+                "--overwrite",
+            ]
+        )
+        dl1 = str(output)
     return config, commands, choices
 
 
@@ -427,6 +439,12 @@ def _record(step, state, **values):
         host=socket.gethostname(),
     )
     record.update(values)
+    # the largest command this worker ran so far, and the worker itself (MB)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    record["peak_rss_mb"] = round(children, 1)
+    record["worker_rss_mb"] = round(
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
+    )
     return record
 
 
@@ -513,7 +531,7 @@ def run_step(step, settings, *upstream):
                 log.write(f"== failed: {error.args[0]}\n")
             finally:
                 partial.unlink(missing_ok=True)
-                for leftover in step.directory.glob(f".{step.label}.geometry.*"):
+                for leftover in step.directory.glob(f".{step.label}.tmp-*"):
                     leftover.unlink(missing_ok=True)
     duration = time.monotonic() - start
     if error is not None:

@@ -106,6 +106,11 @@ class NightlyTool(Tool):
         default_value=list(MODES),
         help="Products to make: cs1, cs2 (each telescope alone), stereo",
     ).tag(config=True)
+    until = traits.CaselessStrEnum(
+        ["dl1", "dl2", "dl3"],
+        default_value="dl3",
+        help="The last data level to make (dl1: no library needed)",
+    ).tag(config=True)
     config_dir = traits.Path(
         None,
         allow_none=True,
@@ -253,7 +258,9 @@ class NightlyTool(Tool):
             )
         except DiscoveryError as err:
             self._fail(str(err))
-        steps, waiting = plan_night(runs, self.analysis_dir, self.night_name, self.modes)
+        steps, waiting = plan_night(
+            runs, self.analysis_dir, self.night_name, self.modes, self.until
+        )
         return runs, steps, waiting
 
     def _lock(self):

@@ -8,6 +8,7 @@ import pytest
 from ctapipe.core import run_tool
 from ctapipe.tools.apply_models import ApplyModels
 from ctapipe.tools.optimize_event_selection import EventSelectionOptimizer
+from ctapipe.tools.train_disp_reconstructor import TrainDispReconstructor
 from ctapipe.tools.train_energy_regressor import TrainEnergyRegressor
 from ctapipe.tools.train_particle_classifier import TrainParticleClassifier
 
@@ -258,6 +259,41 @@ def chain(tmp_path_factory, toy_dl2):
         irf_point_like=irf_point_like,
         benchmarks=benchmarks,
         models=(energy, classifier),
+    )
+
+
+@pytest.fixture(scope="session")
+def mono_chain(tmp_path_factory, toy_mono_dl1):
+    """The mono chain of tel 21: energy, disp and gammaness models, cuts, IRFs."""
+    tmp = tmp_path_factory.mktemp("mono_chain")
+    data = toy_mono_dl1
+    energy, disp, classifier = (tmp / f"{n}.pkl" for n in ("energy", "disp", "gh"))
+    for tool, name, model in (
+        (TrainEnergyRegressor(), "sst1m_train_energy_mono.yaml", energy),
+        (TrainDispReconstructor(), "sst1m_train_disp_mono.yaml", disp),
+    ):
+        run_ok(
+            tool,
+            tmp,
+            config(name),
+            f"--input={data['gamma_energy']}",
+            f"--output={model}",
+        )
+    names = ("gamma_classifier", "proton_classifier", "gamma_test", "proton_test")
+    applied = apply_models(tmp, {n: data[n] for n in names}, [energy, disp], "geometry")
+    run_ok(
+        TrainParticleClassifier(),
+        tmp,
+        config("sst1m_train_classifier_mono.yaml"),
+        f"--signal={applied['gamma_classifier']}",
+        f"--background={applied['proton_classifier']}",
+        f"--output={classifier}",
+    )
+    tests = {n: applied[n] for n in ("gamma_test", "proton_test")}
+    dl2 = apply_models(tmp, tests, [classifier], "dl2")
+    cuts, irf, benchmarks = cuts_and_irfs(tmp, dl2, "sst1m_mono.yaml")
+    return dict(
+        irf=irf, benchmarks=benchmarks, cuts=cuts, models=(energy, disp, classifier)
     )
 
 

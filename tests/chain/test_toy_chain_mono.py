@@ -7,46 +7,9 @@ import numpy as np
 import pytest
 from astropy.io import fits
 from astropy.table import Table
-from ctapipe.tools.train_disp_reconstructor import TrainDispReconstructor
-from ctapipe.tools.train_energy_regressor import TrainEnergyRegressor
-from ctapipe.tools.train_particle_classifier import TrainParticleClassifier
-
-from .conftest import apply_models, config, cuts_and_irfs, run_ok
 
 #: runs ctapipe tools on real or toy files (seconds to minutes each)
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def mono_chain(tmp_path_factory, toy_mono_dl1):
-    tmp = tmp_path_factory.mktemp("mono_chain")
-    data = toy_mono_dl1
-    energy, disp, classifier = (tmp / f"{n}.pkl" for n in ("energy", "disp", "gh"))
-    for tool, name, model in (
-        (TrainEnergyRegressor(), "sst1m_train_energy_mono.yaml", energy),
-        (TrainDispReconstructor(), "sst1m_train_disp_mono.yaml", disp),
-    ):
-        run_ok(
-            tool,
-            tmp,
-            config(name),
-            f"--input={data['gamma_energy']}",
-            f"--output={model}",
-        )
-    names = ("gamma_classifier", "proton_classifier", "gamma_test", "proton_test")
-    applied = apply_models(tmp, {n: data[n] for n in names}, [energy, disp], "geometry")
-    run_ok(
-        TrainParticleClassifier(),
-        tmp,
-        config("sst1m_train_classifier_mono.yaml"),
-        f"--signal={applied['gamma_classifier']}",
-        f"--background={applied['proton_classifier']}",
-        f"--output={classifier}",
-    )
-    tests = {n: applied[n] for n in ("gamma_test", "proton_test")}
-    dl2 = apply_models(tmp, tests, [classifier], "dl2")
-    _, irf, benchmarks = cuts_and_irfs(tmp, dl2, "sst1m_mono.yaml")
-    return dict(irf=irf, benchmarks=benchmarks)
 
 
 def test_mono_irf(mono_chain):
