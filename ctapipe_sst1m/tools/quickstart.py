@@ -34,6 +34,7 @@ SHIPPED_CONFIGS = {
         "ctapipe-compute-irf, with sst1m_irf.yaml: point-like IRFs (RAD_MAX)"
     ),
     "sst1m_mono.yaml": "cuts and IRFs, added to the above: mono (disp direction)",
+    "sst1m_nightly.yaml": "ctapipe-sst1m-nightly: a night of both telescopes to DL3",
 }
 
 
@@ -93,6 +94,11 @@ class QuickStartTool(Tool):
             text = config_file(name).read_text()
             text = text.replace("YOUR-NAME-HERE", self.contact_name)
             text = text.replace("YOUREMAIL@EXAMPLE.ORG", self.contact_email)
+            if name == "sst1m_nightly.yaml":
+                # the nightly runs each stage with the files written here
+                text = text.replace(
+                    "config_dir: null", f"config_dir: {self.workdir.resolve()}"
+                )
             header = f"# written by {self.name} {__version__}\n"
             destination = self.workdir / name
             destination.write_text(header + text)
@@ -123,6 +129,10 @@ class QuickStartTool(Tool):
                     "simulations",
                     f"ctapipe-process --config {configs['sst1m_mc.yaml']} "
                     "-i RUN.simtel.zst -o RUN.dl1.h5",
+                ),
+                (
+                    "a night",
+                    f"ctapipe-sst1m-nightly --config {workdir}/sst1m_nightly.yaml",
                 ),
                 ("the others", "each file's header says which tool reads it, and how"),
                 ("tools", "ctapipe-sst1m-info lists the package's tools and plugins"),
