@@ -11,6 +11,7 @@ from ctapipe_sst1m.tools.check import CheckTool
 from ctapipe_sst1m.tools.dl3 import DL3Tool
 from ctapipe_sst1m.tools.dl3_index import DL3IndexTool
 from ctapipe_sst1m.tools.merge_stereo import MergeStereoTool
+from ctapipe_sst1m.tools.nightly import NightlyTool
 from ctapipe_sst1m.tools.pixel_statistics import PixelStatisticsTool
 from ctapipe_sst1m.tools.quickstart import QuickStartTool
 
@@ -28,6 +29,7 @@ COMPONENTS = [
     PixelStatisticsTool,
     DL3Tool,
     DL3IndexTool,
+    NightlyTool,
     CheckTool,
 ]
 
