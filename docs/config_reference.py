@@ -10,6 +10,7 @@ from ctapipe_sst1m.stereo import SST1MArrayPointing, StereoEventMatcher
 from ctapipe_sst1m.tools.check import CheckTool
 from ctapipe_sst1m.tools.dl3 import DL3Tool
 from ctapipe_sst1m.tools.dl3_index import DL3IndexTool
+from ctapipe_sst1m.tools.interpolate_irf import InterpolateIrfTool
 from ctapipe_sst1m.tools.merge_stereo import MergeStereoTool
 from ctapipe_sst1m.tools.nightly import NightlyTool
 from ctapipe_sst1m.tools.pixel_statistics import PixelStatisticsTool
@@ -28,6 +29,7 @@ COMPONENTS = [
     MergeStereoTool,
     PixelStatisticsTool,
     DL3Tool,
+    InterpolateIrfTool,
     DL3IndexTool,
     NightlyTool,
     CheckTool,
