@@ -138,7 +138,10 @@ def summary_lines(records, invocation):
     for record in ran:
         states[record["state"]] = states.get(record["state"], 0) + 1
     kept = sum(
-        1 for r in records if r["state"] == "kept" or r.get("invocation") != invocation
+        1
+        for r in records
+        if r["state"] in ("complete", "kept")
+        and (r["state"] == "kept" or r.get("invocation") != invocation)
     )
     lines.append(
         (

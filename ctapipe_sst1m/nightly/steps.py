@@ -384,6 +384,32 @@ def _dl3_commands(step, settings, upstream):
     except LibraryError as err:
         raise StepFailed(str(err), -1) from None
     choices.update(irf=str(irf), cuts=str(cuts))
+    commands = []
+    # IRFs interpolated in cos(zenith) between the nodes of the chosen node's
+    # azimuth and NSB level that bracket the run (ctapipe-sst1m-interpolate-irf
+    # takes the nearest node, and says so, where they do not)
+    group = [
+        n.mode_dir(mode) / "irf.fits.gz"
+        for n in library_nodes(settings.library)
+        if n.azimuth == node.azimuth
+        and n.nsb == node.nsb
+        and (n.mode_dir(mode) / "irf.fits.gz").is_file()
+    ]
+    zenith = choices.get("zenith")
+    if len(group) >= 2 and zenith is not None and np.isfinite(zenith):
+        interpolated = step.directory / f".{step.label}.tmp-irf.fits.gz"
+        commands.append(
+            [
+                _tool(settings, "ctapipe-sst1m-interpolate-irf"),
+                *[f"--irf={path}" for path in group],
+                f"--zenith={zenith}",
+                f"--output={interpolated}",
+            ]
+        )
+        choices["irf"] = f"interpolated at zenith {zenith} deg from " + ", ".join(
+            str(p) for p in group
+        )
+        irf = interpolated
     config = _write_config(step, settings, None, overrides)
     argv = [
         _tool(settings, "ctapipe-sst1m-dl3"),
@@ -395,7 +421,7 @@ def _dl3_commands(step, settings, upstream):
         "--no-index",
         "--overwrite",
     ]
-    return config, [argv], choices
+    return config, [*commands, argv], choices
 
 
 def _index_commands(step, settings, upstream):
@@ -474,15 +500,17 @@ def run_step(step, settings, *upstream):
         and out, duration, log, product, reason, choices.
     """
     bad = [r for r in upstream if r["state"] not in (COMPLETE, KEPT)]
-    if bad:
+    # an index lists the runs that made it to DL3: one failed run does not
+    # keep the others out of it
+    if bad and (step.stage != "index" or len(bad) == len(upstream)):
         first = bad[0]
-        return _record(
-            step,
-            SKIPPED,
-            reason=f"{first['key']} {first['state']}"
-            + (f": {first['reason']}" if first["reason"] else ""),
-            log="",
+        # name the failure at the root, not the chain of skipped steps after it
+        reason = (
+            first["reason"]
+            if first["state"] == SKIPPED
+            else (f"{first['key']} {first['state']}")
         )
+        return _record(step, SKIPPED, reason=reason, log="")
     step.directory.mkdir(parents=True, exist_ok=True)
     log_path = step.sidecar("log")
     builder = _STAGES[(step.stage, step.mode == "stereo")]
@@ -546,6 +574,13 @@ def run_step(step, settings, *upstream):
     events_in, events_out = counts
     if events_in is None and upstream:
         events_in = upstream[0].get("events_out")
+    if bad:
+        # an index without the runs that failed upstream
+        return _record(
+            step, COMPLETE, exit_code=0, attempts=attempts, duration=duration,
+            events_in=events_in, events_out=events_out, choices=choices,
+            reason="without " + ", ".join(r["run"] for r in bad) + " (not at DL3)",
+        )  # fmt: skip
     return _record(
         step, COMPLETE, exit_code=0, attempts=attempts, duration=duration,
         events_in=events_in, events_out=events_out, choices=choices,

@@ -358,8 +358,11 @@ class NightlyTool(Tool):
             if not any(d in redone for d in step.deps):
                 counts = product_complete(step)
             if counts is None:
-                todo.append(step)
-                redone.add(step.key)
+                # a step that failed before (and what follows it) is held, not
+                # redone: its dependants' products stay valid
+                if not self._failed_before(step, redone):
+                    todo.append(step)
+                    redone.add(step.key)
                 continue
             old = self.status.records.get(step.key, {})
             record = dict(old) if old.get("state") in ("complete", KEPT) else {}
@@ -381,7 +384,7 @@ class NightlyTool(Tool):
                 KEPT,
             ):
                 self.status.update(dict(record, state=KEPT), self.invocation)
-        return [step for step in todo if not self._failed_before(step, redone)]
+        return todo
 
     def _failed_before(self, step, redone):
         """
@@ -390,14 +393,18 @@ class NightlyTool(Tool):
         a damaged run every few minutes. ``--retry-failed`` redoes them.
         """
         old = self.status.records.get(step.key)
-        if old is not None and any(d in self._not_retried for d in step.deps):
+        held = [d for d in step.deps if d in self._not_retried]
+        # an index waits only if none of its runs can come
+        if (
+            old is not None
+            and held
+            and (step.stage != "index" or held == list(step.deps))
+        ):
             # skipped after that failure: still skipped, for the same reason
             self._not_retried.add(step.key)
             self.records[step.key] = old
             return True
-        if self.retry_failed or any(
-            d in redone and d not in self._not_retried for d in step.deps
-        ):
+        if self.retry_failed or any(d in redone for d in step.deps):
             return False
         if old is None or old["state"] != FAILED or not old.get("finished"):
             return False
