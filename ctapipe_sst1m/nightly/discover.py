@@ -383,7 +383,7 @@ def run_intervals(runs):
         end = run.end
         if not np.isfinite(end):
             end = ordered[i + 1].start if i + 1 < len(ordered) else np.inf
-        intervals[run.run] = (run.start, end if np.isfinite(end) or end > 0 else np.inf)
+        intervals[run.run] = (run.start, end)
     return intervals
 
 
@@ -405,8 +405,9 @@ def overlapping_runs(run, own_runs, other_runs):
     """
     start, end = run_intervals(own_runs)[run.run]
     found = []
+    others = run_intervals(other_runs)
     for other in sorted(other_runs, key=lambda r: r.run):
-        o_start, o_end = run_intervals(other_runs)[other.run]
+        o_start, o_end = others[other.run]
         if (
             np.isfinite(start)
             and np.isfinite(o_start)
