@@ -26,7 +26,8 @@ from ctapipe_sst1m.nightly.library import (
     library_nodes,
     nearest_node,
 )
-from ctapipe_sst1m.nightly.plan import merge_method, plan_night
+from ctapipe_sst1m.nightly.plan import Step, merge_method, plan_night
+from ctapipe_sst1m.nightly.steps import NightSettings, run_step
 from ctapipe_sst1m.tools.nightly import NightlyTool
 from ctapipe_sst1m.tools.quickstart import QuickStartTool
 
@@ -222,3 +223,46 @@ def test_unknown_target_is_not_processed():
     kind, target, _, reason = classify_target("Mrk999", None, {})
     assert kind == "unknown" and isinstance(target, Target)
     assert "not in the source catalogue" in reason
+
+
+def test_dl3_step_interpolates_between_bracketing_nodes(tmp_path):
+    """With nodes at zenith 10 and 30 deg, a run at 20 deg gets interpolated IRFs."""
+    library = tmp_path / "library"
+    for zenith in (10, 30, 50):
+        mode = library / f"ze{zenith}_az180_nsb2.4" / "tel_021"
+        mode.mkdir(parents=True)
+        for name in ("irf.fits.gz", "cuts.fits"):
+            (mode / name).write_bytes(b"not a FITS file")
+    (library / "ze20_az0_nsb2.4" / "tel_021").mkdir(parents=True)
+    dl2 = tmp_path / "run.dl2.h5"
+    step = Step(
+        "dl3/cs1/SST1M1_20240312_0001",
+        "dl3",
+        "cs1",
+        "Crab",
+        "SST1M1_20240312_0001",
+        tmp_path / "dl3" / "SST1M_obs_202403120001.dl3.fits.gz",
+        deps=("dl2/cs1/SST1M1_20240312_0001",),
+        params=dict(dl2=str(dl2), tel_id=21, tel_ids=[21]),
+    )
+    upstream = dict(
+        key="dl2/cs1/SST1M1_20240312_0001",
+        state="complete",
+        events_out=10,
+        choices=dict(node="ze10_az180_nsb2.4", zenith=20.0, azimuth=178.0, nsb=2.4),
+    )
+    record = run_step(step, NightSettings(library=library, retries=0), upstream)
+    # the dummy IRFs make the interpolation fail: one failure, recorded
+    assert record["state"] == "failed" and record["attempts"] == 1
+    script = step.sidecar("sh").read_text().splitlines()
+    interpolate = next(line for line in script if "ctapipe-sst1m-interpolate-irf" in line)
+    # the nodes of the chosen node's azimuth and NSB, not the az 0 node
+    for zenith in (10, 30, 50):
+        assert f"ze{zenith}_az180_nsb2.4/tel_021/irf.fits.gz" in interpolate
+    assert "ze20_az0" not in interpolate and "--zenith=20.0" in interpolate
+    assert record["choices"]["irf"].startswith("interpolated at zenith 20.0 deg")
+    # DL3 with the interpolated IRFs, the chosen node's cuts, and no index
+    dl3 = next(line for line in script if "ctapipe-sst1m-dl3 " in line)
+    assert "ze10_az180_nsb2.4/tel_021/cuts.fits" in dl3 and "--no-index" in dl3
+    assert ".SST1M1_20240312_0001.tmp-irf.fits.gz" in dl3
+    assert "geometry_reconstructor: disp" in step.sidecar("yaml").read_text()
