@@ -96,8 +96,10 @@ def main():
             f"synthetic night: {2 * args.runs} runs of 32 real events "
             f"({args.runs} per telescope), R0 -> DL1 and stereo DL1"
         )
-        print(f"{'workers':>8} {'steps':>6} {'wall s':>8} {'steps s':>8} "
-              f"{'overhead s/step':>16} {'command peak MB':>16} {'worker peak MB':>15}")
+        print(
+            f"{'workers':>8} {'steps':>6} {'wall s':>8} {'steps s':>8} "
+            f"{'overhead s/step':>16} {'command peak MB':>16} {'worker peak MB':>15}"
+        )
         for n, (wall, status) in results.items():
             busy = float(np.sum(status["duration"]))
             overhead = (wall - busy / n) / len(status)
