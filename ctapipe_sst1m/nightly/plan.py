@@ -123,7 +123,12 @@ def _run_steps(run, base, modes):
             run.label,
             root / "dl3" / f"SST1M_obs_{run.obs_id}.dl3.fits.gz",
             deps=(dl2.key,),
-            params=dict(params, dl2=str(dl2.product), tel_ids=[params["tel_id"]]),
+            params=dict(
+                params,
+                dl1=str(dl1.product),
+                dl2=str(dl2.product),
+                tel_ids=[params["tel_id"]],
+            ),
         )
         steps += [dl2, dl3]
     return steps
@@ -242,7 +247,7 @@ def _stereo_steps(run, own, partners, dl1_keys, base, night):
         label,
         root / "dl3" / f"SST1M_obs_{run.obs_id}.dl3.fits.gz",
         deps=(dl2.key,),
-        params=dict(params, dl2=str(dl2.product)),
+        params=dict(params, dl1=str(merge.product), dl2=str(dl2.product)),
     )
     return [merge, dl2, dl3]
 

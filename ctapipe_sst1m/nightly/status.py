@@ -51,10 +51,13 @@ class StatusTable:
     ----------
     path : Path
         The ECSV file (read if it exists).
+    read_only : bool
+        Never write it (a dry run).
     """
 
-    def __init__(self, path):
+    def __init__(self, path, read_only=False):
         self.path = Path(path)
+        self.read_only = read_only
         self.records = {}
         if self.path.is_file():
             table = Table.read(self.path, format="ascii.ecsv")
@@ -84,6 +87,8 @@ class StatusTable:
 
     def write(self):
         """Rewrite the table atomically."""
+        if self.read_only:
+            return
         rows = []
         for record in sorted(
             self.records.values(),

@@ -374,7 +374,9 @@ def _dl3_commands(step, settings, upstream):
         )
         choices = {k: v for k, v in upstream[0]["choices"].items() if k != "models"}
     if chosen is None or node is None:
-        node, choices = _node_for(step, settings, dl2)
+        # the DL2 step's record is gone (e.g. a product kept from a killed
+        # night): the same choice again, from the DL1 (stereo DL2 has no pointing)
+        node, choices = _node_for(step, settings, p["dl1"])
     mode = _mode_dir(step)
     overrides = {"DL3Tool": dict(settings.dl3_config)}
     if step.mode != "stereo":

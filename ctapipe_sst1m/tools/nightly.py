@@ -321,8 +321,15 @@ class NightlyTool(Tool):
             self.status = None
             return
         runs, self.steps, self.waiting = self._plan()
-        self.status = StatusTable(self.night_dir / "nightly_status.ecsv")
+        self.status = StatusTable(
+            self.night_dir / "nightly_status.ecsv", read_only=self.dry_run
+        )
         self.n_runs = len(runs)
+        # runs waiting earlier and processed now are no longer listed as waiting
+        current = {f"raw/cs{run.cs}/{run.label}" for run, _ in self.waiting}
+        for key in [k for k in self.status.records if k.startswith("raw/")]:
+            if key not in current:
+                del self.status.records[key]
         for run, reason in self.waiting:
             record = dict(
                 key=f"raw/cs{run.cs}/{run.label}",
@@ -336,8 +343,7 @@ class NightlyTool(Tool):
                 product=str(run.files[0]),
                 events_in=run.n_events,
             )
-            if record["state"] == "failed" or record["key"] not in self.status.records:
-                self.status.update(record, self.invocation)
+            self.status.update(record, self.invocation)
         todo = self._keep_complete()
         if self.dry_run:
             for step in todo:
