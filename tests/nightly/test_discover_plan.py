@@ -1,6 +1,7 @@
 """Discovery, classification, plan and library choices of the nightly (no Dask)."""
 
 import datetime
+import fcntl
 import os
 import time
 
@@ -266,3 +267,24 @@ def test_dl3_step_interpolates_between_bracketing_nodes(tmp_path):
     assert "ze10_az180_nsb2.4/tel_021/cuts.fits" in dl3 and "--no-index" in dl3
     assert ".SST1M1_20240312_0001.tmp-irf.fits.gz" in dl3
     assert "geometry_reconstructor: disp" in step.sidecar("yaml").read_text()
+
+
+def test_second_invocation_during_a_night_exits(raw_night, tmp_path, capsys):
+    """A nightly started while another one holds the night's lock does nothing."""
+    root, _, _ = raw_night
+    night_dir = tmp_path / "out" / night.NIGHT
+    night_dir.mkdir(parents=True)
+    with (night_dir / ".nightly.lock").open("a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.write("pid 12345 since 01:00:00\n")
+        held.flush()
+        argv = [
+            f"--raw-root={root}",
+            f"--analysis-dir={tmp_path / 'out'}",
+            f"--night={night.NIGHT}",
+            "--NightlyTool.closed_after=0",
+        ]
+        assert run_tool(NightlyTool(), argv=argv, cwd=tmp_path) == 0
+    err = capsys.readouterr().err
+    assert "another ctapipe-sst1m-nightly is processing this night (pid 12345" in err
+    assert not (night_dir / "nightly_status.ecsv").exists()
