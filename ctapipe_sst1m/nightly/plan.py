@@ -24,6 +24,7 @@ __all__ = [
     "Step",
     "merge_method",
     "plan_night",
+    "step_key",
     "tel_id_of",
 ]
 
@@ -34,6 +35,11 @@ STAGES = ("dl1", "dl2", "dl3", "index")
 #: first night whose camera clocks are synchronised by White Rabbit
 WHITE_RABBIT_NIGHT = "20230925"
 _TEL_IDS = {1: 21, 2: 22}
+
+
+def step_key(stage, mode, label):
+    """A step's key in the plan and the status table: ``dl2/cs1/SST1M1_20240312_0001``."""
+    return "/".join((stage, mode, label))
 
 
 def tel_id_of(cs):
@@ -95,7 +101,7 @@ def _run_steps(run, base, modes):
     )
     root = base / target / mode
     dl1 = Step(
-        f"dl1/{mode}/{run.label}",
+        step_key("dl1", mode, run.label),
         "dl1",
         mode,
         target,
@@ -106,7 +112,7 @@ def _run_steps(run, base, modes):
     steps = [dl1]
     if mode in modes:
         dl2 = Step(
-            f"dl2/{mode}/{run.label}",
+            step_key("dl2", mode, run.label),
             "dl2",
             mode,
             target,
@@ -116,7 +122,7 @@ def _run_steps(run, base, modes):
             params=dict(params, dl1=str(dl1.product), tel_ids=[params["tel_id"]]),
         )
         dl3 = Step(
-            f"dl3/{mode}/{run.label}",
+            step_key("dl3", mode, run.label),
             "dl3",
             mode,
             target,
@@ -220,7 +226,7 @@ def _stereo_steps(run, own, partners, dl1_keys, base, night):
         partners=[p.label for p in partners],
     )
     merge = Step(
-        f"dl1/stereo/{label}",
+        step_key("dl1", "stereo", label),
         "dl1",
         "stereo",
         run.target_dir,
@@ -230,7 +236,7 @@ def _stereo_steps(run, own, partners, dl1_keys, base, night):
         params=params,
     )
     dl2 = Step(
-        f"dl2/stereo/{label}",
+        step_key("dl2", "stereo", label),
         "dl2",
         "stereo",
         run.target_dir,
@@ -240,7 +246,7 @@ def _stereo_steps(run, own, partners, dl1_keys, base, night):
         params=dict(params, dl1=str(merge.product)),
     )
     dl3 = Step(
-        f"dl3/stereo/{label}",
+        step_key("dl3", "stereo", label),
         "dl3",
         "stereo",
         run.target_dir,
@@ -262,7 +268,7 @@ def _index_steps(steps, base):
         directory = base / target / mode / "dl3"
         index.append(
             Step(
-                f"index/{mode}/{target}",
+                step_key("index", mode, target),
                 "index",
                 mode,
                 target,
