@@ -181,16 +181,3 @@ def summary_lines(records, invocation):
     if skipped:
         lines.append(("skipped", f"{len(skipped)} steps after a failure upstream"))
     return lines
-
-
-def events_total(records, stage):
-    """Sum of events_out of the complete or kept records of a stage."""
-    return int(
-        np.sum(
-            [
-                r["events_out"] or 0
-                for r in records
-                if r["stage"] == stage and r["state"] in ("complete", "kept")
-            ]
-        )
-    )
