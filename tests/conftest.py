@@ -69,3 +69,15 @@ def _work_in_tmp_dir(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(tmp_path_factory.mktemp("cwd"))
         yield
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """A headless Chromium driven by Selenium (``tests/browser.py``), shared by the
+    session; installed with apt-get when missing and run as root, else skipped."""
+    # imported here: only the tests of HTML pages need selenium
+    from .browser import start_browser
+
+    driver = start_browser()
+    yield driver
+    driver.quit()
