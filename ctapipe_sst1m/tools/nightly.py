@@ -4,6 +4,7 @@ import datetime
 import fcntl
 import importlib
 import os
+import subprocess
 import sys
 import time
 import uuid
@@ -26,6 +27,7 @@ from ..nightly.discover import (
 from ..nightly.plan import MODES, plan_night
 from ..nightly.status import StatusTable, summary_lines
 from ..nightly.steps import FAILED, KEPT, NightSettings, product_complete, run_step
+from .night_report import HTML_NAME as REPORT_HTML
 
 __all__ = ["NightlyTool", "main"]
 
@@ -188,6 +190,11 @@ class NightlyTool(Tool):
     dry_run = traits.Bool(
         False, help="Discover and plan only: list the steps, run nothing"
     ).tag(config=True)
+    report = traits.Bool(
+        True,
+        help="End with ctapipe-sst1m-night-report (night_report.html and .pdf in "
+        "the night's directory), when a step ran or the report is missing",
+    ).tag(config=True)
 
     aliases = {
         "night": "NightlyTool.night",
@@ -203,6 +210,10 @@ class NightlyTool(Tool):
         "progress": ({"NightlyTool": {"progress_bar": True}}, "Show progress bars"),
         "no-progress": ({"NightlyTool": {"progress_bar": False}}, "No progress bars"),
         "dry-run": ({"NightlyTool": {"dry_run": True}}, "Plan only, run nothing"),
+        "no-report": (
+            {"NightlyTool": {"report": False}},
+            "Do not write the night report",
+        ),
         "retry-failed": (
             {"NightlyTool": {"retry_failed": True}},
             "Redo the steps that failed before, even with unchanged inputs",
@@ -243,6 +254,7 @@ class NightlyTool(Tool):
         )
         self.failed = []
         self.records = {}
+        self.report_result = None
 
     # -- discovery and plan ----------------------------------------------------
 
@@ -351,8 +363,31 @@ class NightlyTool(Tool):
             return
         if not todo:
             self.status.write()
-            return
-        self._run(todo)
+        else:
+            self._run(todo)
+        if self.report and (todo or not (self.night_dir / REPORT_HTML).exists()):
+            self.report_result = self._night_report()
+
+    def _night_report(self):
+        """
+        Run ctapipe-sst1m-night-report on the night, as a user would; its
+        output goes to night_report.log. Returns (ok, seconds, last line).
+        """
+        command = [
+            str(self.settings.bin_dir / "ctapipe-sst1m-night-report"),
+            str(self.night_dir),
+            "--no-progress",
+        ]
+        if self.catalogue:
+            command.append(f"--catalogue={self.catalogue}")
+        log = self.night_dir / "night_report.log"
+        start = time.monotonic()
+        with log.open("w") as output:
+            output.write(" ".join(command) + "\n")
+            output.flush()
+            code = subprocess.call(command, stdout=output, stderr=subprocess.STDOUT)
+        lines = [line for line in log.read_text().splitlines() if line.strip()]
+        return code == 0, time.monotonic() - start, lines[-1] if lines else "", log
 
     def _keep_complete(self):
         """Records for complete products; returns the steps to run."""
@@ -517,10 +552,25 @@ class NightlyTool(Tool):
                 )
             )
         rows.append(("status", short_path(self.status.path)))
+        report_failed = False
+        if self.report_result is not None:
+            ok, seconds, last, log = self.report_result
+            report_failed = not ok
+            if ok:
+                rows.append(
+                    (
+                        "report",
+                        f"{short_path(self.night_dir / REPORT_HTML)} ({seconds:.0f} s)",
+                    )
+                )
+            else:
+                rows.append(("FAILED", f"night report: {last} (see {short_path(log)})"))
         print_summary("ctapipe-sst1m-nightly", rows)
         # the exit code tells the state of the night, failures of earlier
         # invocations included (they are reported, not redone)
         self.failed = [r for r in records if r["state"] == FAILED] + bad_raw
+        if report_failed:
+            self.failed.append({"key": "night report"})
 
 
 def main():
