@@ -302,3 +302,8 @@ def observed_dl2(tmp_path_factory, observed_dl1, chain):
     """The observed runs with the energy and gammaness of the trained models."""
     tmp = tmp_path_factory.mktemp("observed_dl2")
     return apply_models(tmp, observed_dl1, chain["models"], "dl2")
+
+
+# the test night of ctapipe-sst1m-nightly, processed once per session, for the
+# nightly's and the night report's tests (imported last: it uses the helpers above)
+from .night_run import night_inputs, processed_night, tel22_mono  # noqa: E402, F401
