@@ -490,21 +490,46 @@ class _Report:
     def mode_section(self, target, mode_name, mode):
         w = self.writer
         w.heading(3, f"{target}: {mode_name}", anchor=_anchor("mode", target, mode_name))
-        items = self.data.get((target, mode_name), [])
-        if mode is None or not items:
+        if mode is None:
             self._missing(f"{target} {mode_name}: no run of this mode in the night")
             return
+        items = self.data.get((target, mode_name), [])
         dl1 = [i for i in items if i.dl1 is not None]
-        if not dl1:
+        dl2 = [i for i in items if i.dl2 is not None]
+        if dl1:
+            self._images(target, mode_name, dl1, dl2)
+        else:
             states = ", ".join(f"{i.run.label}: {i.run.state('dl1')}" for i in items)
-            self._missing(f"{target} {mode_name}: no DL1 product ({states})")
-            return
+            self._missing(
+                f"{target} {mode_name}: no DL1 product"
+                + (f" ({states})" if states else "")
+            )
+        if dl2:
+            dl2_hist = Histograms()
+            for item in dl2:
+                dl2_hist.merge(item.dl2.histograms)
+            w.figure(
+                figures.dl2_figure(
+                    dl2_hist, self.options.gammaness_cut, f"{target} {mode_name}: DL2"
+                ),
+                "Gammaness and reconstructed energy of the DL2 events.",
+            )
+        else:
+            self._missing(f"{target} {mode_name}: no DL2 product")
+        if mode_name == "stereo" and dl1:
+            self._stereo(target, dl1)
+        self._theta2(target, mode_name, mode)
+        if mode_name != "stereo" and dl1:
+            self._cameras(target, mode_name, dl1)
+
+    def _images(self, target, mode_name, dl1, dl2):
+        """Image distributions (with the simulation's) and CoG maps."""
         histograms = {}
         for item in dl1:
             for tel_id, tel in item.dl1.telescopes.items():
                 histograms.setdefault(tel_id, Histograms()).merge(tel.histograms)
         simulation = self._simulation(mode_name)
-        w.figure(
+        self.writer.figure(
             figures.distributions_figure(
                 histograms,
                 f"{target} {mode_name}: images surviving the cleaning",
@@ -522,37 +547,17 @@ class _Report:
             for t, h in sorted(histograms.items())
             if "cog" in h.counts
         ]
-        dl2 = [i for i in items if i.dl2 is not None]
-        if dl2:
-            dl2_hist = Histograms()
-            for item in dl2:
-                dl2_hist.merge(item.dl2.histograms)
-            if "cog" in dl2_hist.counts:
-                maps.append(
-                    (
-                        f"gamma-like (> {self.options.gammaness_cut})",
-                        dl2_hist.counts["cog"],
-                    )
-                )
-        w.figure(
+        gamma_like = Histograms()
+        for item in dl2:
+            gamma_like.merge(item.dl2.histograms)
+        if "cog" in gamma_like.counts:
+            label = f"gamma-like (> {self.options.gammaness_cut})"
+            maps.append((label, gamma_like.counts["cog"]))
+        self.writer.figure(
             figures.cog_figure(maps, f"{target} {mode_name}: image centres of gravity"),
             "Centres of gravity of the images after cleaning, and of the "
             "gamma-like events.",
         )
-        if dl2:
-            w.figure(
-                figures.dl2_figure(
-                    dl2_hist, self.options.gammaness_cut, f"{target} {mode_name}: DL2"
-                ),
-                "Gammaness and reconstructed energy of the DL2 events.",
-            )
-        else:
-            self._missing(f"{target} {mode_name}: no DL2 product")
-        if mode_name == "stereo":
-            self._stereo(target, dl1)
-        self._theta2(target, mode_name, mode)
-        if mode_name != "stereo":
-            self._cameras(target, mode_name, dl1)
 
     def _missing(self, text):
         self.summary.missing.append(text)

@@ -152,7 +152,8 @@ def _read_status(path):
         record = {}
         for name in table.colnames:
             value = row[name]
-            record[name] = "" if np.ma.is_masked(value) else value
+            # plain Python values: numpy strings print as np.str_('...')
+            record[name] = "" if np.ma.is_masked(value) else np.asarray(value).item()
         records.append(record)
     return records
 
@@ -225,11 +226,16 @@ def find_night(night_dir):
         }
     else:
         index_records = {}
-    if not runs and night.status_file is None:
-        raise ReportError(
-            f"{night_dir}: neither products nor {STATUS_FILE}; give the night's "
-            "directory ({analysis_dir}/{YYYYMMDD}) of ctapipe-sst1m-nightly"
-        )
+    # DL3 written apart from the nightly's runs (an index, no DL1/DL2 here)
+    for index in sorted(night_dir.glob(f"*/*/dl3/{HDU_INDEX_FILE}")):
+        mode_dir = index.parent.parent
+        if mode_dir.name in MODES:
+            night.targets.setdefault(mode_dir.parent.name, {}).setdefault(
+                mode_dir.name,
+                ModeProducts(
+                    target=mode_dir.parent.name, mode=mode_dir.name, directory=mode_dir
+                ),
+            )
     for (target, mode, _), run in sorted(runs.items()):
         modes = night.targets.setdefault(target, {})
         if mode not in modes:
@@ -237,6 +243,11 @@ def find_night(night_dir):
                 target=target, mode=mode, directory=night_dir / target / mode
             )
         modes[mode].runs.append(run)
+    if not runs and night.status_file is None and not night.targets:
+        raise ReportError(
+            f"{night_dir}: neither products nor {STATUS_FILE}; give the night's "
+            "directory ({analysis_dir}/{YYYYMMDD}) of ctapipe-sst1m-nightly"
+        )
     for modes in night.targets.values():
         for mode in modes.values():
             _find_dl3(mode)
