@@ -175,6 +175,22 @@ def _unix(column):
     return Time(column, format="mjd", scale="tai").unix
 
 
+#: the image parameters the report shows (a parameter table has ~45 columns)
+PARAMETERS = (
+    "event_id",
+    "hillas_intensity",
+    "hillas_width",
+    "hillas_length",
+    "hillas_fov_lon",
+    "hillas_fov_lat",
+)
+
+
+def _columns(table, names):
+    """Only these columns of an HDF5 table: memory of a long run stays small."""
+    return {name: table.col(name) for name in names}
+
+
 def _tel_ids(h5file, group):
     if group not in h5file:
         return []
@@ -266,20 +282,22 @@ def _telescope_run(h5file, trigger, tel_id, rate_bin, n_brightest):
     times = _unix(own["time"])
     pedestal = np.isin(own["event_type"], PEDESTAL_TYPES)
     shower = own["event_type"] == EventType.SUBARRAY.value
-    parameters = h5file.get_node(f"{DL1_TEL_PARAMETERS_GROUP}/tel_{tel_id:03d}").read()
+    parameters = _columns(
+        h5file.get_node(f"{DL1_TEL_PARAMETERS_GROUP}/tel_{tel_id:03d}"), PARAMETERS
+    )
     # parameters and trigger rows of a telescope are in the same event order,
     # but a stereo file may hold triggers of events without parameters: join
     order = np.argsort(own["event_id"], kind="stable")
     where = np.searchsorted(own["event_id"], parameters["event_id"], sorter=order)
     where = order[np.clip(where, 0, len(order) - 1)]
     matched = own["event_id"][where] == parameters["event_id"]
-    is_shower = np.zeros(len(parameters), dtype=bool)
+    is_shower = np.zeros(len(parameters["event_id"]), dtype=bool)
     is_shower[matched] = shower[where[matched]]
     intensity = np.asarray(parameters["hillas_intensity"], dtype=float)
     valid = is_shower & np.isfinite(intensity) & (intensity > 0)
     start = float(times.min()) if len(times) else np.nan
     stop = float(times.max()) if len(times) else np.nan
-    event_times = np.full(len(parameters), np.nan)
+    event_times = np.full(len(parameters["event_id"]), np.nan)
     event_times[matched] = times[where[matched]]
     if len(times):
         centres, trigger_rate = _binned_rate(times, start, stop, rate_bin)
@@ -445,9 +463,10 @@ def read_dl2_run(path, gammaness_cut=0.5, rate_bin=10.0):
                 histograms.fill("log10_energy", np.log10(values[values > 0]))
         gamma_like = gammaness > gammaness_cut
         for tel_id in _tel_ids(h5file, DL1_TEL_PARAMETERS_GROUP):
-            parameters = h5file.get_node(
-                f"{DL1_TEL_PARAMETERS_GROUP}/tel_{tel_id:03d}"
-            ).read()
+            parameters = _columns(
+                h5file.get_node(f"{DL1_TEL_PARAMETERS_GROUP}/tel_{tel_id:03d}"),
+                ("event_id", "hillas_fov_lon", "hillas_fov_lat"),
+            )
             chosen = np.isin(parameters["event_id"], trigger["event_id"][gamma_like])
             histograms.fill2d(
                 "cog",
