@@ -18,7 +18,6 @@ from astropy.time import Time
 from ctapipe.containers import EventType
 from ctapipe.io.hdf5dataformat import (
     DL0_TEL_POINTING_GROUP,
-    DL1_SUBARRAY_GROUP,
     DL1_SUBARRAY_TRIGGER_TABLE,
     DL1_TEL_IMAGES_GROUP,
     DL1_TEL_PARAMETERS_GROUP,
@@ -28,6 +27,8 @@ from ctapipe.io.hdf5dataformat import (
     DL2_SUBARRAY_PARTICLETYPE_GROUP,
 )
 from ctapipe.time import ctao_high_res_to_time
+
+from ..stereo.merge import COUNTS_TABLE, ORIGIN_TABLE
 
 __all__ = [
     "BINS",
@@ -55,10 +56,6 @@ BINS = {
     "gammaness": np.linspace(0.0, 1.0, 21),
     "log10_energy": np.linspace(-1.5, 2.5, 33),
 }
-#: where ctapipe-sst1m-merge-stereo writes the origin of the stereo events and
-#: its counts (stereo.merge; not in hdf5dataformat)
-STEREO_ORIGIN_TABLE = f"{DL1_SUBARRAY_GROUP}/sst1m_stereo"
-STEREO_COUNTS_TABLE = "/configuration/sst1m/stereo/event_counts"
 
 
 class Histograms:
@@ -272,7 +269,7 @@ def read_dl1_run(path, rate_bin=10.0, n_brightest=3):
                 h5file, trigger, tel_id, rate_bin, n_brightest
             )
         stereo = None
-        if STEREO_ORIGIN_TABLE in h5file:
+        if ORIGIN_TABLE in h5file:
             stereo = _stereo_run(h5file, rate_bin)
     return DL1Run(path=path, telescopes=telescopes, stereo=stereo)
 
@@ -364,11 +361,11 @@ def _stereo_run(h5file, rate_bin):
         centres, rate = _binned_rate(times, times.min(), times.max(), rate_bin)
     else:
         centres = rate = np.array([])
-    origin = h5file.get_node(STEREO_ORIGIN_TABLE)
+    origin = h5file.get_node(ORIGIN_TABLE)
     tolerance = 0.0
     paired, inputs = {}, []
-    if STEREO_COUNTS_TABLE in h5file:
-        counts = h5file.get_node(STEREO_COUNTS_TABLE)
+    if COUNTS_TABLE in h5file:
+        counts = h5file.get_node(COUNTS_TABLE)
         attrs = counts.attrs
         tolerance = (
             float(attrs["TIME_TOLERANCE_NS"]) if "TIME_TOLERANCE_NS" in attrs else 0.0

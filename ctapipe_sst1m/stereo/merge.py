@@ -47,11 +47,12 @@ from ctapipe.io.hdf5dataformat import (
 )
 from tqdm.auto import tqdm
 
-from ..core.products import one_line
+from ..core.products import SST1M_CONFIG_GROUP, one_line
 from .dl1_files import INSTRUMENT_GROUP, TRIGGER, StereoInputError, time_ns
 from .matching import event_keys
 
 __all__ = [
+    "COUNTS_TABLE",
     "ORIGIN_TABLE",
     "StereoEvents",
     "plan_stereo_events",
@@ -63,6 +64,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ORIGIN_TABLE = f"{DL1_SUBARRAY_GROUP}/sst1m_stereo"
+#: events paired and left alone per telescope, with the pairing's settings
+COUNTS_TABLE = f"{SST1M_CONFIG_GROUP}/stereo/event_counts"
 SHOWER = SIMULATION_SHOWER_TABLE
 POINTING = DL0_TEL_POINTING_GROUP
 # hdf5dataformat names the tables of these two groups, not the groups

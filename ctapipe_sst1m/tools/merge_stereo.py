@@ -10,7 +10,6 @@ from ctapipe.io import write_table
 
 from ..core.products import (
     DL1_STEREO,
-    SST1M_CONFIG_GROUP,
     atomic_output,
     remove_stale_partials,
     write_hdf5_mark,
@@ -24,6 +23,7 @@ from ..stereo.dl1_files import (
 )
 from ..stereo.matching import StereoEventMatcher
 from ..stereo.merge import (
+    COUNTS_TABLE,
     plan_stereo_events,
     union_subarray,
     write_origin_table,
@@ -33,7 +33,6 @@ from ..version import __version__
 
 __all__ = ["MergeStereoTool", "main"]
 
-COUNTS_TABLE = f"{SST1M_CONFIG_GROUP}/stereo/event_counts"
 #: largest angle between the targets of overlapping runs of the two telescopes
 MAX_TARGET_SEPARATION_DEG = 0.2
 _NIGHT_NS = 86400 * 1_000_000_000

@@ -8,8 +8,11 @@ from ctapipe.io.hdf5dataformat import CONFIG_GROUP
 
 from ctapipe_sst1m.core import MARK_TABLE, SST1M_CONFIG_GROUP
 from ctapipe_sst1m.io.source import R1_CALIBRATION_GROUP
-from ctapipe_sst1m.stereo.merge import OBSERVATION_GROUP, SIMULATION_CONFIG_GROUP
-from ctapipe_sst1m.tools.merge_stereo import COUNTS_TABLE
+from ctapipe_sst1m.stereo.merge import (
+    COUNTS_TABLE,
+    OBSERVATION_GROUP,
+    SIMULATION_CONFIG_GROUP,
+)
 
 PACKAGE = Path(__file__).resolve().parents[2] / "ctapipe_sst1m"
 #: a string that is (a part of) an HDF5 path under one of ctapipe's top groups
