@@ -158,6 +158,9 @@ def install_slurm():
         "-y",
         "-q",
         "--no-install-recommends",
+        # another apt-get of the test session (Chromium's) may hold the lock
+        "-o",
+        "DPkg::Lock::Timeout=300",
         # keep any configuration file already on the machine as it is
         "-o",
         "Dpkg::Options::=--force-confold",
