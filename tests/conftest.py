@@ -14,25 +14,6 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
-#: run in one pytest-xdist worker, one after the other: the tests of the toy
-#: chain and the test night (session fixtures of minutes), and the two that
-#: start a SLURM cluster on this machine
-SERIAL_GROUP = "chain"
-SERIAL_PATHS = ("tests/chain/", "tests/test_slurm_cluster.py")
-
-
-def pytest_collection_modifyitems(config, items):
-    """
-    Under pytest-xdist (``-n 2 --dist loadgroup``, the test command), a
-    module's tests stay in one worker (its fixtures are made once), and the
-    tests sharing the chain's session fixtures in one worker.
-    """
-    if config.getoption("dist", "no") != "loadgroup":
-        return
-    for item in items:
-        relative = Path(item.fspath).resolve().relative_to(REPO).as_posix()
-        serial = any(relative.startswith(p) for p in SERIAL_PATHS)
-        item.add_marker(pytest.mark.xdist_group(SERIAL_GROUP if serial else relative))
 
 
 def _shared(relative):

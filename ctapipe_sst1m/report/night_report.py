@@ -20,13 +20,15 @@ from datetime import UTC, datetime
 
 import astropy.units as u
 import numpy as np
+import tables
 from astropy.coordinates import AltAz, SkyCoord
 from astropy.time import Time
 from ctapipe.coordinates import CameraFrame
 from ctapipe.instrument import SubarrayDescription
 from ctapipe.utils import get_bright_stars
+from gammapy.data import DataStore
 
-from ..core.products import one_line
+from ..core.products import ProductError, one_line, verify_hdf5_product
 from ..dl3.analysis import theta2_counts
 from ..instrument.subarray import load_sst1m_subarray
 from ..nightly.plan import MODES, tel_id_of
@@ -39,8 +41,16 @@ from .quality import Thresholds, telescope_problems
 
 __all__ = ["ReportOptions", "ReportSummary", "make_night_report"]
 
-#: errors of reading a damaged or unexpected product: reported, never raised
-READ_ERRORS = (OSError, KeyError, ValueError, IndexError, TypeError, AttributeError)
+#: errors of reading a damaged or unexpected product (a missing table is a
+#: tables.NoSuchNodeError, a missing column a KeyError): reported, never raised
+READ_ERRORS = (
+    OSError,
+    KeyError,
+    ValueError,
+    IndexError,
+    tables.NodeError,
+    tables.HDF5ExtError,
+)
 #: angular radius of the DigiCam field of view (deg), for the star search
 FIELD_RADIUS = 4.8
 
@@ -110,9 +120,15 @@ def _read_mode(mode, options, progress):
             if path is None:
                 continue
             try:
+                # a damaged file is named with its fault, not read half-way
+                verify_hdf5_product(path, require_mark=False)
                 setattr(item, level, reader(path))
             except READ_ERRORS as err:
-                item.errors.append(f"{path}: unreadable ({one_line(err)})")
+                item.errors.append(
+                    one_line(err)
+                    if isinstance(err, ProductError)
+                    else f"{path}: unreadable ({one_line(err)})"
+                )
         progress(run.label)
         data.append(item)
     return data
@@ -613,8 +629,6 @@ class _Report:
         if coord is None:
             self._missing(f"{target} {mode_name}: target position unknown: no theta²")
             return
-        from gammapy.data import DataStore
-
         try:
             store = DataStore.from_dir(mode.dl3_index)
             observations = store.get_observations(required_irf="all-optional")

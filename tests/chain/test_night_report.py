@@ -135,7 +135,10 @@ def test_theta2_numbers_are_the_products(night_page, processed_night):
 
 
 def test_missing_products_marked_not_fatal(processed_night, tmp_path, capsys):
-    """No DL3 index for cs2, no DL2 for stereo: sections marked missing."""
+    """
+    No DL3 index for cs2, no DL2 for stereo, a damaged DL1: sections marked
+    missing, the damaged file named among the runs that look bad.
+    """
     night_dir = tmp_path / night.NIGHT
     shutil.copytree(
         processed_night["dir"], night_dir, ignore=shutil.ignore_patterns("*.pdf")
@@ -143,6 +146,9 @@ def test_missing_products_marked_not_fatal(processed_night, tmp_path, capsys):
     for name in ("hdu-index.fits.gz", "obs-index.fits.gz"):
         (night_dir / night.SOURCE / "cs2/dl3" / name).unlink()
     shutil.rmtree(night_dir / night.SOURCE / "stereo/dl2")
+    # and a DL1 file damaged after the night (cut in half)
+    damaged = night_dir / night.SOURCE / "cs1/dl1" / f"SST1M1_{night.NIGHT}_0002.dl1.h5"
+    damaged.write_bytes(damaged.read_bytes()[: damaged.stat().st_size // 2])
     output = tmp_path / "report.html"
     code = run_tool(
         NightReportTool(),
@@ -153,6 +159,7 @@ def test_missing_products_marked_not_fatal(processed_night, tmp_path, capsys):
     text = output.read_text()
     assert f"missing: {night.SOURCE} cs2: no DL3 index in" in text
     assert f"missing: {night.SOURCE} stereo: no DL2 product" in text
+    assert f"{damaged}: unreadable HDF5 (truncated" in text
     # the other sections are there
     assert text.count("theta² counts") == 2
     assert not (tmp_path / "night_report.pdf").exists()
