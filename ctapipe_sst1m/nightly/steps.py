@@ -49,7 +49,13 @@ from .library import (
     run_conditions,
 )
 
-__all__ = ["NightSettings", "StepFailed", "product_complete", "run_step"]
+__all__ = [
+    "NightSettings",
+    "StepFailed",
+    "die_with_parent",
+    "product_complete",
+    "run_step",
+]
 
 #: states of a step in the status table
 COMPLETE, FAILED, SKIPPED, KEPT = "complete", "failed", "skipped", "kept"
@@ -134,7 +140,11 @@ def _partial(path):
     )
 
 
-def _die_with_parent():
+def die_with_parent():
+    """
+    ``preexec_fn`` of the commands: they get SIGTERM when the thread that
+    started them dies (Linux; elsewhere nothing).
+    """
     # a killed worker must not leave its command running (it would write a
     # product behind the back of the next invocation)
     with contextlib.suppress(AttributeError, OSError):
@@ -168,7 +178,7 @@ def _run_commands(commands, log, timeout):
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
                 timeout=timeout or None,
                 check=False,
             )

@@ -26,7 +26,14 @@ from ..nightly.discover import (
 )
 from ..nightly.plan import MODES, plan_night
 from ..nightly.status import StatusTable, summary_lines
-from ..nightly.steps import FAILED, KEPT, NightSettings, product_complete, run_step
+from ..nightly.steps import (
+    FAILED,
+    KEPT,
+    NightSettings,
+    die_with_parent,
+    product_complete,
+    run_step,
+)
 from .night_report import HTML_NAME as REPORT_HTML
 
 __all__ = ["NightlyTool", "main"]
@@ -385,7 +392,14 @@ class NightlyTool(Tool):
         with log.open("w") as output:
             output.write(" ".join(command) + "\n")
             output.flush()
-            code = subprocess.call(command, stdout=output, stderr=subprocess.STDOUT)
+            code = subprocess.call(
+                command,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                # a killed nightly leaves no report being written behind it
+                preexec_fn=die_with_parent,
+            )
         lines = [line for line in log.read_text().splitlines() if line.strip()]
         return code == 0, time.monotonic() - start, lines[-1] if lines else "", log
 
