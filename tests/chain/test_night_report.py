@@ -134,7 +134,7 @@ def test_theta2_numbers_are_the_products(night_page, processed_night):
         )
 
 
-def test_missing_products_marked_not_fatal(processed_night, tmp_path, capsys):
+def test_missing_products_marked_not_fatal(processed_night, toy_dl2, tmp_path, capsys):
     """
     No DL3 index for cs2, no DL2 for stereo, a damaged DL1: sections marked
     missing, the damaged file named among the runs that look bad.
@@ -152,7 +152,14 @@ def test_missing_products_marked_not_fatal(processed_night, tmp_path, capsys):
     output = tmp_path / "report.html"
     code = run_tool(
         NightReportTool(),
-        [str(night_dir), f"--output={output}", "--no-pdf", "--no-progress"],
+        [
+            str(night_dir),
+            f"--output={output}",
+            "--no-pdf",
+            "--no-progress",
+            # the stereo models' training gammas, drawn with the data
+            f"--simulation=stereo={toy_dl2['gamma_energy']}",
+        ],
         raises=False,
     )
     assert code == 0
@@ -160,6 +167,7 @@ def test_missing_products_marked_not_fatal(processed_night, tmp_path, capsys):
     assert f"missing: {night.SOURCE} cs2: no DL3 index in" in text
     assert f"missing: {night.SOURCE} stereo: no DL2 product" in text
     assert f"{damaged}: unreadable HDF5 (truncated" in text
+    assert text.count("(dashed: the simulation, scaled to the data's events)") == 1
     # the other sections are there
     assert text.count("theta² counts") == 2
     assert not (tmp_path / "night_report.pdf").exists()
