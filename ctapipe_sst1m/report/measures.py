@@ -47,6 +47,15 @@ __all__ = [
 
 #: internally triggered events: their images measure the NSB
 PEDESTAL_TYPES = (EventType.SKY_PEDESTAL.value, EventType.PEDESTAL.value)
+#: events that are not showers
+CALIBRATION_TYPES = (
+    *PEDESTAL_TYPES,
+    EventType.FLATFIELD.value,
+    EventType.SINGLE_PE.value,
+    EventType.DARK_PEDESTAL.value,
+    EventType.ELECTRONIC_PEDESTAL.value,
+    EventType.OTHER_CALIBRATION.value,
+)
 #: fixed bins of the distributions, so that runs add up
 BINS = {
     "log10_intensity": np.linspace(1.0, 5.0, 41),
@@ -278,7 +287,9 @@ def _telescope_run(h5file, trigger, tel_id, rate_bin, n_brightest):
     own = trigger[trigger["tel_id"] == tel_id]
     times = _unix(own["time"])
     pedestal = np.isin(own["event_type"], PEDESTAL_TYPES)
-    shower = own["event_type"] == EventType.SUBARRAY.value
+    # showers: every event that is not a calibration event (simulated events
+    # may carry UNKNOWN)
+    shower = ~np.isin(own["event_type"], CALIBRATION_TYPES)
     parameters = _columns(
         h5file.get_node(f"{DL1_TEL_PARAMETERS_GROUP}/tel_{tel_id:03d}"), PARAMETERS
     )

@@ -545,18 +545,23 @@ class _Report:
             for tel_id, tel in item.dl1.telescopes.items():
                 histograms.setdefault(tel_id, Histograms()).merge(tel.histograms)
         simulation = self._simulation(mode_name)
+        caption = (
+            "Intensity, width and length of the shower images that survive the cleaning"
+        )
+        if simulation:
+            drawn = " and ".join(
+                f"{run.n_surviving} of tel {tel_id}"
+                for tel_id, run in sorted(simulation.items())
+                if tel_id in histograms
+            )
+            caption += f" (dashed: simulated images, {drawn}, scaled to the data's)"
         self.writer.figure(
             figures.distributions_figure(
                 histograms,
                 f"{target} {mode_name}: images surviving the cleaning",
-                simulation,
+                {t: run.histograms for t, run in (simulation or {}).items()},
             ),
-            "Intensity, width and length of the shower images that survive the cleaning"
-            + (
-                " (dashed: the simulation, scaled to the data's events)."
-                if simulation
-                else "."
-            ),
+            caption + ".",
         )
         maps = [
             (f"tel {t}: all", h.counts["cog"])
@@ -590,7 +595,7 @@ class _Report:
                 f"simulation {path}: unreadable ({one_line(err)})", "problem"
             )
             return None
-        return {tel_id: tel.histograms for tel_id, tel in run.telescopes.items()}
+        return run.telescopes
 
     def _stereo(self, target, dl1):
         edges = counts = None

@@ -16,7 +16,11 @@ import pytest
 import tables
 from astropy.coordinates import SkyCoord
 from ctapipe.core import run_tool
-from ctapipe.io.hdf5dataformat import DL1_SUBARRAY_TRIGGER_TABLE, DL1_TEL_TRIGGER_TABLE
+from ctapipe.io.hdf5dataformat import (
+    DL1_SUBARRAY_TRIGGER_TABLE,
+    DL1_TEL_PARAMETERS_GROUP,
+    DL1_TEL_TRIGGER_TABLE,
+)
 from gammapy.data import DataStore
 
 from ctapipe_sst1m.dl3.analysis import theta2_counts
@@ -167,7 +171,15 @@ def test_missing_products_marked_not_fatal(processed_night, toy_dl2, tmp_path, c
     assert f"missing: {night.SOURCE} cs2: no DL3 index in" in text
     assert f"missing: {night.SOURCE} stereo: no DL2 product" in text
     assert f"{damaged}: unreadable HDF5 (truncated" in text
-    assert text.count("(dashed: the simulation, scaled to the data's events)") == 1
+    # as many simulated images drawn as the file has surviving the cleaning
+    with tables.open_file(toy_dl2["gamma_energy"]) as h5file:
+        drawn = []
+        for tel_id in (21, 22):
+            table = h5file.get_node(f"{DL1_TEL_PARAMETERS_GROUP}/tel_{tel_id:03d}")
+            intensity = table.col("hillas_intensity")
+            n_images = np.count_nonzero(np.isfinite(intensity) & (intensity > 0))
+            drawn.append(f"{n_images} of tel {tel_id}")
+    assert f"(dashed: simulated images, {' and '.join(drawn)}, scaled" in text
     # the other sections are there
     assert text.count("theta² counts") == 2
     assert not (tmp_path / "night_report.pdf").exists()
