@@ -234,7 +234,7 @@ class _Report:
             w.note("every run looks good", "ok")
         w.heading(3, "Runs")
         w.table(header, rows, css=classes, caption="one row per run and mode")
-        others = [r for r in night.other_records]
+        others = night.other_records
         if others:
             w.heading(3, "Runs not processed")
             w.table(
@@ -256,11 +256,11 @@ class _Report:
                 stereo = item.dl1.stereo if item.dl1 else None
                 if stereo is None:
                     continue
-                for name in stereo.inputs:
-                    fractions.setdefault(name, {})
                 for tel_id, counts in stereo.paired.items():
                     total = sum(counts.values())
                     for name in stereo.inputs:
+                        # the nightly's inputs are named by camera server
+                        # (SST1M1_: tel 21, SST1M2_: tel 22)
                         if f"SST1M{1 if tel_id == 21 else 2}_" in name and total:
                             fractions[name] = counts.get("paired", 0) / total
         return fractions
