@@ -16,6 +16,7 @@ import gzip
 import io
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -218,12 +219,24 @@ def undocumented(results):
     return sorted(set(results) - names)
 
 
+def _ctrl_c_as_in_a_terminal():
+    # a test run started in the background (``cmd &`` in a script, as the test
+    # command starts the chain's tests) ignores SIGINT, and so would the tool,
+    # Python installing its KeyboardInterrupt handler only where SIGINT is not
+    # ignored: give the tool the SIGINT of a user's terminal
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def interrupt(command, output, sig, delay, cwd):
     """Start ``command``, send ``sig`` ``delay`` s after ``output`` (or its hidden
     temporary file) appears, or after the start if ``output`` is None; return
     the exit code and the log."""
     process = subprocess.Popen(
-        command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        command,
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        preexec_fn=_ctrl_c_as_in_a_terminal,
     )
     start = time.monotonic()
     while output is not None and process.poll() is None:
