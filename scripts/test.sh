@@ -26,11 +26,11 @@ fi
 serial=(tests/chain tests/test_slurm_cluster.py)
 base="$(mktemp -d)"
 trap 'rm -rf "$base"' EXIT
-"$VENV_PYTHON" -m pytest "${serial[@]}" --basetemp="$base/chain" \
+"$VENV_PYTHON" -m pytest "${serial[@]}" --basetemp="$base/chain" --durations=15 \
     > "$base/chain.log" 2>&1 &
 chain_pid=$!
 rest_status=0
-"$VENV_PYTHON" -m pytest tests --basetemp="$base/rest" \
+"$VENV_PYTHON" -m pytest tests --basetemp="$base/rest" --durations=15 \
     $(printf -- '--ignore=%s ' "${serial[@]}") || rest_status=$?
 chain_status=0
 wait "$chain_pid" || chain_status=$?

@@ -32,7 +32,9 @@ def _fits_left(directory, final_names):
     return sorted(p.name for p in directory.iterdir() if p.name.startswith("."))
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
+# each signal on one of the two tools (both write through write_fits_product),
+# the kill on both: 10 s each of the test command's critical path
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
 def test_compute_irf_interrupted(tmp_path, chain, sig):
     dl2 = chain["dl2"]
     for delay in DELAYS:
@@ -60,7 +62,7 @@ def test_compute_irf_interrupted(tmp_path, chain, sig):
             assert sig != signal.SIGINT, leftovers
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
 def test_dl3_interrupted(tmp_path, chain, observed_dl2, sig):
     for delay in DELAYS:
         output_dir = tmp_path / f"dl3_{delay}"
