@@ -12,6 +12,7 @@ from ctapipe_sst1m.tools.dl3 import DL3Tool
 from ctapipe_sst1m.tools.dl3_index import DL3IndexTool
 from ctapipe_sst1m.tools.interpolate_irf import InterpolateIrfTool
 from ctapipe_sst1m.tools.merge_stereo import MergeStereoTool
+from ctapipe_sst1m.tools.night_report import NightReportTool
 from ctapipe_sst1m.tools.nightly import NightlyTool
 from ctapipe_sst1m.tools.pixel_statistics import PixelStatisticsTool
 from ctapipe_sst1m.tools.quickstart import QuickStartTool
@@ -32,6 +33,7 @@ COMPONENTS = [
     InterpolateIrfTool,
     DL3IndexTool,
     NightlyTool,
+    NightReportTool,
     CheckTool,
 ]
 
