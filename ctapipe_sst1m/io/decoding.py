@@ -9,9 +9,8 @@ from itertools import batched
 from typing import NamedTuple
 
 import numpy as np
-import protozfits
 
-__all__ = ["DecodedEvent", "decode", "decode_files"]
+__all__ = ["DecodedEvent", "InProcessDecoder", "decode", "decode_files"]
 
 
 class DecodedEvent(NamedTuple):
@@ -82,7 +81,62 @@ def decode_files(paths, with_trigger=False, block_size=64):
     tuple[Path, list[DecodedEvent]]
         Blocks of up to ``block_size`` events of one file.
     """
+    # imported here: the parent of a decoder process never loads protozfits
+    import protozfits
+
     for path in paths:
         with protozfits.File(str(path)) as zfile:
             for block in batched(zfile.Events, block_size):
                 yield path, [decode(e, with_trigger) for e in block]
+
+
+class InProcessDecoder:
+    """
+    The interface of `~ctapipe_sst1m.io.decoder_process.DecoderProcess`,
+    decoding in this process: for debugging, profiling and platforms without
+    Linux's memfd. A damaged file may crash the interpreter.
+
+    Parameters
+    ----------
+    paths : list[pathlib.Path]
+    with_trigger : bool
+    config_fields : list[str] or None
+        Fields of the first file's DigicamConfig row; None: no such table.
+    """
+
+    pid = None
+
+    def __init__(self, paths, with_trigger=False, config_fields=None):
+        self.paths = list(paths)
+        self.with_trigger = with_trigger
+        self._config_fields = config_fields
+
+    def start(self):
+        """Nothing to start."""
+
+    def digicam_config(self):
+        """The first file's DigicamConfig row as a dict (None without one)."""
+        if self._config_fields is None:
+            return None
+        import protozfits
+
+        with protozfits.File(str(self.paths[0])) as zfile:
+            row = next(iter(zfile.DigicamConfig))
+            return {k: getattr(row, k) for k in self._config_fields if hasattr(row, k)}
+
+    def events(self):
+        """
+        Yield the decoded events of all files, in order.
+
+        Yields
+        ------
+        tuple[int, DecodedEvent]
+            Index of the event's file in ``paths``, and the event.
+        """
+        for index, path in enumerate(self.paths):
+            for _, block in decode_files([path], self.with_trigger):
+                for event in block:
+                    yield index, event
+
+    def close(self):
+        """Nothing to stop."""

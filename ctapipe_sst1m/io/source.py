@@ -2,12 +2,12 @@
 
 import logging
 import sys
-from collections import Counter
+from collections import Counter, deque
+from itertools import batched, groupby
 from pathlib import Path as _Path
 
 import astropy.units as u
 import numpy as np
-import protozfits
 import tables
 from astropy.table import Table
 from ctapipe.containers import (
@@ -59,7 +59,8 @@ from .containers import (
     SST1MCameraContainer,
     ctapipe_event_type,
 )
-from .decoding import decode, decode_files
+from .decoder_process import DecoderError, DecoderProcess
+from .decoding import InProcessDecoder
 from .event_time import CameraClock, clock_scale_for
 from .pointing import AltAzTracker, Target, parse_target, parse_target_name
 from .zfits import (
@@ -269,6 +270,37 @@ class SST1MEventSource(EventSource):
         ),
     ).tag(config=True)
 
+    decoder = CaselessStrEnum(
+        ["process", "in-process"],
+        default_value="process",
+        help=(
+            "Where protozfits decodes the raw data: 'process', a child process "
+            "with limited memory whose crash on a damaged file becomes a clean "
+            "refusal naming the file and the event, and which decodes while the "
+            "events are processed; 'in-process', in this process (for debugging "
+            "and profiling; a damaged file can crash the interpreter). The "
+            "events are the same bit for bit."
+        ),
+    ).tag(config=True)
+
+    decoder_memory_gib = Float(
+        2.0,
+        min=0.25,
+        help=(
+            "Memory (address space, GiB) the decoder process may use; a file "
+            "whose headers make protozfits allocate more is refused."
+        ),
+    ).tag(config=True)
+
+    decoder_timeout = Float(
+        60.0,
+        min=1.0,
+        help=(
+            "Seconds the decoder process may take to deliver the next event "
+            "before the file is declared unreadable."
+        ),
+    ).tag(config=True)
+
     write_pointing = Bool(
         True,
         help=(
@@ -304,6 +336,14 @@ class SST1MEventSource(EventSource):
         self.files = self._file_list()
         self._check_output_is_not_input()
         self.headers = [inspect_digicam_file(f) for f in self.files]
+        self._decoder = None
+        try:
+            self._open_run()
+        except BaseException:
+            self._close_decoder()
+            raise
+
+    def _open_run(self):
         # reading only one chunk of a run is asked for with multi_file=False
         one_chunk = not self.multi_file and not self.input_filelist
         self.missing_chunks = check_run_files(
@@ -318,6 +358,9 @@ class SST1MEventSource(EventSource):
                 self.files[0].name,
                 ", ".join(f"{c:03d}" for c in self.missing_chunks),
             )
+        # started before the checksums are verified: it imports meanwhile, and
+        # decodes nothing before start()
+        self._decoder = self._make_decoder()
         for header in self.headers:
             check_file_integrity(header, verify_checksums=self.verify_checksums)
         for path in self.files:
@@ -334,16 +377,18 @@ class SST1MEventSource(EventSource):
         if not self.max_events or self.max_events > self.n_events_in_files:
             self.max_events = self.n_events_in_files
 
-        first = None
-        tel_ids = {}
-        for header in self.headers:
-            event = self._first_event(header)
-            if event is not None:
-                tel_ids[header.path] = self.telescope_id_map.get(
-                    event.telescope_id, event.telescope_id
-                )
-                first = first or event
-        self.tel_id = self._check_telescope(tel_ids)
+        # the first event of the run tells the telescope, the clock and the
+        # event ids; it is kept for the stream, not decoded twice. The other
+        # files' telescope is checked when they are reached.
+        self._decoded = self._decoded_events(self._decoder)
+        self._lookahead = deque()
+        first = self._read_ahead(1)
+        if first is None:
+            raise DigiCamFileError(
+                f"{self.files[0]}: the headers announce {self.n_events_in_files} "
+                "events, the decoder found none"
+            )
+        self.tel_id = self.telescope_id_map.get(first.telescope_id, first.telescope_id)
         self._subarray = self._build_subarray()
         # the configuration the hosting tool was given: a misspelt section or an
         # extraction window outside the 50 samples would pass silently
@@ -375,6 +420,7 @@ class SST1MEventSource(EventSource):
         self._voltage_drop_range = (np.inf, -np.inf)
         self.n_read = 0
         self._n_yielded = 0
+        self._n_iterations = 0
         self._exhausted = False
         self._pixel_index = None
         self._pixel_order = None
@@ -404,31 +450,79 @@ class SST1MEventSource(EventSource):
         self._physical_order = self.r1_calibrator.prepare(
             self.tel_id, start, model_tel_id=model, dark_run=self._dark_run
         )
-        self._prime_pedestals()
 
-    def _priming_events(self):
-        """The first ``pedestal_priming_events`` events of the run, decoded."""
-        limit = self.r1_calibrator.pedestal_priming_events
-        n = 0
-        for _, block in decode_files(self.files, block_size=EVENTS_PER_BLOCK):
-            yield from block[: limit - n]
-            n += min(len(block), limit - n)
-            if n >= limit:
-                return
+    # ------------------------------------------------------------- decoding
+
+    def _make_decoder(self):
+        config_fields = (
+            list(DigiCamConfigContainer.fields)
+            if self.headers[0].has_digicam_config
+            else None
+        )
+        if self.decoder == "in-process":
+            return InProcessDecoder(self.files, self.read_trigger_traces, config_fields)
+        try:
+            return DecoderProcess(
+                self.files,
+                with_trigger=self.read_trigger_traces,
+                memory_gib=self.decoder_memory_gib,
+                timeout=self.decoder_timeout,
+                config_fields=config_fields,
+            )
+        except DecoderError as err:
+            raise DigiCamFileError(
+                f"{self.files[0]}: {err}; set SST1MEventSource.decoder='in-process'"
+            ) from None
+
+    def _decoded_events(self, decoder):
+        """The decoder's (file index, event), its failure as DigiCamFileError."""
+        try:
+            decoder.start()
+            yield from decoder.events()
+        except DecoderError as err:
+            raise DigiCamFileError(str(err)) from None
+
+    def _read_ahead(self, n):
+        """Decode up to ``n`` events in total into the look-ahead buffer; the
+        first event, None if there is none."""
+        while len(self._lookahead) < n:
+            item = next(self._decoded, None)
+            if item is None:
+                break
+            self._lookahead.append(item)
+        return self._lookahead[0][1] if self._lookahead else None
+
+    def _close_decoder(self):
+        if self._decoder is not None:
+            self._decoder.close()
+
+    def close(self):
+        """Stop the decoder process (if any) and close the source."""
+        self._close_decoder()
+        super().close()
+
+    # ------------------------------------------------------------ pedestals
 
     def _prime_pedestals(self):
         """
         Feed the pedestal events among the first events of the run to the
         calibrator, and then to the pedestal charge statistics with the resulting
         voltage drop, so that the first events are treated like the later ones.
+
+        The first ``pedestal_priming_events`` events are decoded once, kept and
+        then streamed (about 135 kB each): a single pass over the decoder.
         """
-        n_pedestals = 0
-        for decoded in self._priming_events():
-            self._n_primed += 1
-            if decoded.event_type & DigiCamEventType.INTERNAL:
-                samples, _, _ = self._pixels(decoded)
-                self.r1_calibrator.add_pedestal(self.tel_id, samples)
-                n_pedestals += 1
+        self._read_ahead(self.r1_calibrator.pedestal_priming_events)
+        self._n_primed = len(self._lookahead)
+        pedestals = [
+            decoded
+            for _, decoded in self._lookahead
+            if decoded.event_type & DigiCamEventType.INTERNAL
+        ]
+        n_pedestals = len(pedestals)
+        for decoded in pedestals:
+            samples, _, _ = self._pixels(decoded)
+            self.r1_calibrator.add_pedestal(self.tel_id, samples)
         if n_pedestals == 0:
             self.log.warning(
                 "%s: no pedestal events among the first %d events: no voltage-drop "
@@ -446,13 +540,12 @@ class SST1MEventSource(EventSource):
         )
         if self.pedestal_charges is None:
             return
-        for decoded in self._priming_events():
-            if decoded.event_type & DigiCamEventType.INTERNAL:
-                samples, baseline, flags = self._pixels(decoded)
-                r1, invalid, _ = self.r1_calibrator(
-                    self.tel_id, samples, baseline, flags == 0
-                )
-                self.pedestal_charges.add(self.tel_id, r1, invalid)
+        for decoded in pedestals:
+            samples, baseline, flags = self._pixels(decoded)
+            r1, invalid, _ = self.r1_calibrator(
+                self.tel_id, samples, baseline, flags == 0
+            )
+            self.pedestal_charges.add(self.tel_id, r1, invalid)
         minimum = self.pedestal_charges.min_pedestal_images
         if n_pedestals < minimum:
             # one warning per run: a standard deviation of a few samples would
@@ -495,23 +588,6 @@ class SST1MEventSource(EventSource):
         url = _Path(self.input_url)
         return find_run_chunks(url) if self.multi_file else [url]
 
-    @staticmethod
-    def _first_event(header):
-        if header.n_events == 0:
-            return None
-        with protozfits.File(str(header.path)) as zfile:
-            return decode(next(iter(zfile.Events)))
-
-    @staticmethod
-    def _check_telescope(tel_ids):
-        """The one telescope of ``tel_ids`` (file -> tel id of its first event)."""
-        if len(set(tel_ids.values())) > 1:
-            listing = ", ".join(f"{p.name}: tel {t}" for p, t in tel_ids.items())
-            raise DigiCamFileError(
-                f"The files of one run must come from one telescope, got {listing}"
-            )
-        return next(iter(tel_ids.values()))
-
     def _build_subarray(self):
         subarray = load_sst1m_subarray()
         if self.tel_id not in SST1M_TEL_IDS:
@@ -541,15 +617,11 @@ class SST1MEventSource(EventSource):
         )
 
     def _read_digicam_config(self):
-        header = self.headers[0]
-        if not header.has_digicam_config:
-            return None
-        with protozfits.File(str(header.path)) as zfile:
-            row = next(iter(zfile.DigicamConfig))
-        fields = DigiCamConfigContainer.fields
-        return DigiCamConfigContainer(
-            **{k: getattr(row, k, None) for k in fields if hasattr(row, k)}
-        )
+        try:
+            values = self._decoder.digicam_config()
+        except DecoderError as err:
+            raise DigiCamFileError(str(err)) from None
+        return None if values is None else DigiCamConfigContainer(**values)
 
     def _make_clock(self, first_second):
         scale = self.camera_clock_scale
@@ -714,10 +786,31 @@ class SST1MEventSource(EventSource):
 
     # ------------------------------------------------------------------ events
 
+    def _stream(self):
+        """(file index, event) of the whole run: the look-ahead, then the rest."""
+        self._n_iterations += 1
+        if self._n_iterations > 1:
+            # iterated again: decoded again from the start, primed already
+            self._close_decoder()
+            self._decoder = self._make_decoder()
+            self._decoded = self._decoded_events(self._decoder)
+            self._lookahead.clear()
+            self.n_read = 0
+        elif self.r1_calibrator is not None and self._n_primed == 0:
+            self._prime_pedestals()
+        while self._lookahead:
+            yield self._lookahead.popleft()
+        yield from self._decoded
+
+    def _blocks(self):
+        """Blocks of up to EVENTS_PER_BLOCK events of one file."""
+        for file_index, items in groupby(self._stream(), key=lambda item: item[0]):
+            for block in batched(items, EVENTS_PER_BLOCK):
+                yield self.files[file_index], [decoded for _, decoded in block]
+
     def _generator(self):
         counter = 0
-        blocks = decode_files(self.files, self.read_trigger_traces, EVENTS_PER_BLOCK)
-        for path, block in blocks:
+        for path, block in self._blocks():
             first_index = self.n_read
             self.n_read += len(block)
             for event in self._fill_block(path, block, first_index):
@@ -769,7 +862,8 @@ class SST1MEventSource(EventSource):
         if tel_id != self.tel_id:
             raise DigiCamFileError(
                 f"{path}: event {decoded.event_number} comes from telescope {tel_id}, "
-                f"the run from telescope {self.tel_id}"
+                f"the run ({self.files[0].name}) from telescope {self.tel_id}; the "
+                "files of one run must come from one telescope"
             )
         if tel_id not in self._subarray.tel:
             self._skip(f"tel {tel_id} not in allowed_tels")

@@ -63,6 +63,7 @@ def test_extractors_give_other_statistics(embedded_raw_file):
     for extractor in ("LocalPeakWindowSum", "GlobalPeakWindowSum"):
         config = Config({"CameraCalibrator": {"image_extractor_type": extractor}, **TWO})
         with SST1MEventSource(embedded_raw_file, config=config, max_events=1) as source:
+            next(iter(source))
             means[extractor] = source.pedestal_charges.statistics(22).mean[0]
     difference = np.abs(means["LocalPeakWindowSum"] - means["GlobalPeakWindowSum"])
     assert np.median(difference) > 0.1
@@ -99,9 +100,11 @@ def test_no_statistics_below_the_minimum(embedded_raw_file):
     """The file's 2 pedestal events are fewer than the default minimum."""
     assert MIN_PEDESTAL_IMAGES == 50
     with SST1MEventSource(embedded_raw_file, max_events=1) as source:
+        # the look-ahead runs when the first event is asked for
+        assert source.pedestal_charges.n_images(22) == 0
+        event = next(iter(source))
         assert source.pedestal_charges.n_images(22) == 2
         assert source.pedestal_charges.statistics(22) is None
-        event = next(iter(source))
     assert event.monitoring.tel[22].camera.pixel_statistics.pedestal_image.mean is None
 
 

@@ -193,9 +193,15 @@ def test_file_list_order_and_mixed_telescopes(tmp_path, digicam_files):
     mixed[1] = linked_copy(
         digicam_files["proto_10"], tmp_path / "SST1M2_20180822_0002.001.fits.fz"
     )
-    with pytest.raises(DigiCamFileError, match="must come from one telescope") as err:
-        SST1MEventSource(input_filelist=mixed)
-    assert "SST1M2_20180822_0002.001.fits.fz: tel 1" in str(err.value)
+    # the telescope of a file is checked when the file is reached: its first
+    # event is not decoded just to open the run
+    with SST1MEventSource(input_filelist=mixed) as source:
+        read = []
+        with pytest.raises(DigiCamFileError, match="must come from one telescope") as err:
+            read.extend(source)
+    assert len(read) == 32
+    assert "SST1M2_20180822_0002.001.fits.fz: event" in str(err.value)
+    assert "comes from telescope 1" in str(err.value)
 
 
 def test_max_events_and_allowed_tels(embedded_raw_file):
