@@ -6,6 +6,8 @@ from ctapipe.tools.process import ProcessorTool
 
 from ctapipe_sst1m.core.resources import config_file
 
+from .corpus import raw_cases, run_cases
+
 SST1M_YAML = config_file("sst1m.yaml")
 #: Mrk 501, above the horizon of Ondrejov at the time of the 2018 file
 TARGET = (253.4676, 39.7602)
@@ -32,3 +34,11 @@ def dl1_pair(tmp_path_factory, embedded_raw_file):
         ]
         assert run_tool(ProcessorTool(), argv, cwd=tmp, raises=False) == 0
     return outputs
+
+
+@pytest.fixture(scope="session")
+def raw_results(tmp_path_factory, raw_dir):
+    """The raw corpus (`raw_cases`) run once: case name -> Result (shared by
+    test_bad_inputs.py and test_decoder_crashes.py)."""
+    tmp = tmp_path_factory.mktemp("corpus_raw")
+    return run_cases(raw_cases(tmp, raw_dir, SST1M_YAML))

@@ -6,7 +6,12 @@ Each case is the command line a user types. Most run in the test process
 through ctapipe's ``run_tool`` (0.2 s instead of 4 s of imports per case); the
 cases marked ``subprocess`` run the installed console script. Each must end
 with exit code != 0, one line naming the file and the fault, and no product
-that a package tool accepts.
+that a package tool accepts; none may leave a process behind.
+
+The ``decoder`` cases are files that pass every check of the file (headers,
+sizes, checksums) and make protozfits crash, abort or allocate without bound
+when it decodes them: they run only as console scripts with limited memory,
+never in the test process.
 """
 
 import bz2
@@ -22,9 +27,13 @@ import sys
 import tempfile
 import time
 import traceback
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
 
 from ctapipe_sst1m.core.products import ProductError, verify_hdf5_product
 
@@ -41,6 +50,10 @@ TOOL_NAMES = {
 }
 #: seconds one case may take before it counts as hanging
 TIMEOUT = 120
+#: environment variable marking the processes a case started (and theirs)
+CASE_MARK = "SST1M_CORPUS_CASE"
+#: seconds the processes a case started may take to end after the tool
+LEFTOVER_GRACE = 3.0
 
 
 @dataclass
@@ -61,6 +74,16 @@ class Case:
     #: ctapipe's own refusal ("Could not find compatible EventSource", with its
     #: traceback) is the message
     foreign: bool = False
+    #: seconds the case may take; longer counts as hanging
+    timeout: float = TIMEOUT
+    #: address-space limit (bytes, RLIMIT_AS) of the console script's process
+    memory_limit: int | None = None
+    #: how a bare protozfits decode loop fails on the input ("SIGSEGV",
+    #: "MemoryError", "RuntimeError"...): set for files that pass every check
+    #: of the file, which only the decoder process can refuse
+    decoder_failure: str | None = None
+    #: the outputs must not exist at all (not even refused)
+    no_output: bool = False
 
 
 @dataclass
@@ -69,6 +92,8 @@ class Result:
     returncode: int
     stderr: str
     seconds: float
+    #: processes the case started that were still there after it (killed since)
+    leftovers: list = field(default_factory=list)
 
     @property
     def fault_lines(self):
@@ -102,9 +127,15 @@ def _tool(command):
 def run_in_process(case):
     from ctapipe.core import run_tool
 
+    if case.decoder_failure:
+        # protozfits would crash the test run, or take its memory
+        raise ValueError(f"{case.name}: a decoder case runs only as a subprocess")
     start = time.monotonic()
     stderr = io.StringIO()
     cwd = Path(case.outputs[0]).parent if case.outputs else Path.cwd()
+    mark = uuid.uuid4().hex
+    # the children the tool starts (the decoder process) inherit the mark
+    os.environ[CASE_MARK] = mark
     # the tool's log handler is made when it starts: it writes to this stderr
     with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(stderr):
         try:
@@ -114,26 +145,108 @@ def run_in_process(case):
         except Exception:
             stderr.write("Traceback (escaped the tool)\n" + traceback.format_exc())
             code = -998
-    return Result(case, code, stderr.getvalue(), time.monotonic() - start)
+        finally:
+            del os.environ[CASE_MARK]
+    seconds = time.monotonic() - start
+    return Result(case, code, stderr.getvalue(), seconds, _leftovers(mark, case))
+
+
+#: runs a command with an address-space limit, by exec: no preexec_fn in the
+#: threads of `run_cases`
+_LIMITED = (
+    "import os, resource, sys; limit = int(sys.argv[1]); "
+    "resource.setrlimit(resource.RLIMIT_AS, (limit, limit)); "
+    "os.execv(sys.argv[2], sys.argv[2:])"
+)
 
 
 def run_case(case):
     if not case.subprocess:
         return run_in_process(case)
+    command = list(case.command)
+    if case.memory_limit is not None:
+        command = [sys.executable, "-c", _LIMITED, str(case.memory_limit), *command]
+    mark = uuid.uuid4().hex
     start = time.monotonic()
-    try:
-        run = subprocess.run(
-            case.command,
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT,
+    # the log goes to a file, not a pipe: a child left behind would hold a
+    # pipe open, and reading it to its end would wait for that child
+    with tempfile.TemporaryFile("w+", errors="replace") as log:
+        # its own session: on a timeout the tool and its children are killed
+        process = subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             cwd=Path(case.outputs[0]).parent if case.outputs else None,
-            env={**os.environ, "NO_COLOR": "1"},
+            env={**os.environ, "NO_COLOR": "1", CASE_MARK: mark},
+            start_new_session=True,
         )
-        returncode, stderr = run.returncode, run.stdout + run.stderr
-    except subprocess.TimeoutExpired as err:
-        returncode, stderr = -999, f"TIMEOUT {err}"
-    return Result(case, returncode, stderr, time.monotonic() - start)
+        try:
+            returncode = process.wait(timeout=case.timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            returncode = -999
+            log.write(f"\nTIMEOUT after {case.timeout} s\n")
+        seconds = time.monotonic() - start
+        log.seek(0)
+        stderr = log.read()
+    return Result(case, returncode, stderr, seconds, _leftovers(mark, case))
+
+
+def _proc_read(pid, name):
+    try:
+        return (Path("/proc") / pid / name).read_bytes()
+    except OSError:  # ended meanwhile, or not ours to read
+        return b""
+
+
+def _case_processes(mark, case):
+    """
+    Live processes the case started: those that carry its mark in their
+    environment (inherited by every child), and those whose command line runs
+    protozfits or the decoder process on an input the case wrote (a child that
+    cleared its environment).
+    """
+    own = str(os.getpid())
+    marked = f"{CASE_MARK}={mark}".encode()
+    written = str(Path(case.outputs[0]).parent) if case.outputs else None
+    inputs = [
+        path.encode()
+        for a in case.command[1:]
+        if written and (path := a.split("=", 1)[-1]).startswith(written)
+    ]
+    found = []
+    for entry in Path("/proc").iterdir():
+        pid = entry.name
+        if not pid.isdigit() or pid == own:
+            continue
+        stat = _proc_read(pid, "stat")
+        # a zombie has ended: only its parent has not collected it yet
+        if not stat or stat.rpartition(b")")[2].split()[0] in (b"Z", b"X"):
+            continue
+        cmdline = _proc_read(pid, "cmdline")
+        decoding = b"decoder_process" in cmdline or b"protozfits" in cmdline
+        if marked in _proc_read(pid, "environ").split(b"\0") or (
+            decoding and any(i in cmdline for i in inputs)
+        ):
+            found.append(int(pid))
+    return found
+
+
+def _leftovers(mark, case):
+    """The processes the case started that outlive it by `LEFTOVER_GRACE` s
+    (killed, so that one case's leftover does not outlive the test run)."""
+    deadline = time.monotonic() + LEFTOVER_GRACE
+    while (pids := _case_processes(mark, case)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    leftovers = []
+    for pid in pids:
+        cmdline = _proc_read(str(pid), "cmdline").replace(b"\0", b" ")
+        leftovers.append(f"{pid} {cmdline.decode(errors='replace')[:200]}")
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return leftovers
 
 
 def run_cases(cases, parallel=2):
@@ -152,8 +265,14 @@ def assert_refused(results):
     for name, result in results.items():
         case = result.case
         problems = []
-        if result.returncode in (0, -999) or result.returncode < 0:
+        if result.returncode == -999:
+            problems.append(f"no end within {case.timeout} s")
+        elif result.returncode == 0 or result.returncode < 0:
             problems.append(f"exit code {result.returncode}")
+        if result.seconds > case.timeout:
+            problems.append(f"took {result.seconds:.0f} s (at most {case.timeout})")
+        if result.leftovers:
+            problems.append(f"left processes {result.leftovers}")
         if not result.message:
             problems.append("no error line")
         if case.message and case.message.lower() not in result.message.lower():
@@ -163,6 +282,8 @@ def assert_refused(results):
         if "Traceback" in result.stderr and not case.foreign:
             problems.append("traceback")
         for output in case.outputs:
+            if case.no_output and Path(output).exists():
+                problems.append(f"{Path(output).name} exists")
             if Path(output).is_dir():
                 if any(Path(output).iterdir()):
                     problems.append(f"{Path(output).name} not empty")
@@ -266,21 +387,170 @@ def flip(data, offset, length=64):
     return bytes(data)
 
 
-def replace_card(data, key, value):
-    """Rewrite the value of the first header card ``key`` (same length)."""
+def replace_card(data, key, value, after=0):
+    """Rewrite the value of the first header card ``key`` from byte ``after``
+    on (same length)."""
     data = bytearray(data)
-    start = data.find(f"{key:<8}=".encode())
+    start = data.find(f"{key:<8}=".encode(), after)
     card = f"{key:<8}= {value:>20}".ljust(80).encode()
     data[start : start + 80] = card
     return bytes(data)
 
 
-def remove_card(data, key):
-    """Blank a header card (the data and its DATASUM do not change)."""
+def remove_card(data, key, after=0):
+    """Blank a header card, the first ``key`` from byte ``after`` on (the data
+    and its DATASUM do not change)."""
     data = bytearray(data)
-    start = data.find(f"{key:<8}=".encode())
+    start = data.find(f"{key:<8}=".encode(), after)
     data[start : start + 80] = b" " * 80
     return bytes(data)
+
+
+def delete_card(data, key, after=0):
+    """
+    Delete a header card, the first ``key`` from byte ``after`` on: the cards
+    after it move up, a blank card after END keeps the header's size.
+
+    protozfits refuses a blank card before END ("END keyword missing in FITS
+    header"), which `remove_card` leaves.
+    """
+    data = bytearray(data)
+    start = data.find(f"{key:<8}=".encode(), after)
+    end = data.find(b"END" + b" " * 77, start)
+    data[start:end] = data[start + 80 : end + 80]
+    data[end : end + 80] = b" " * 80
+    return bytes(data)
+
+
+def swap_words(data, a, b):
+    """
+    Swap the 32-bit words at byte offsets ``a`` and ``b``.
+
+    Offsets that are multiples of 4 are aligned in the data of every HDU (which
+    starts on a 2880-byte block), so the ones' complement sum of the data, its
+    DATASUM, does not change.
+
+    Raises
+    ------
+    ValueError
+        If an offset is not a multiple of 4.
+    """
+    if a % 4 or b % 4:
+        raise ValueError(f"offsets {a}, {b}: not multiples of 4")
+    data = bytearray(data)
+    data[a : a + 4], data[b : b + 4] = data[b : b + 4], data[a : a + 4]
+    return bytes(data)
+
+
+def ones_complement_sum(data):
+    """FITS checksum arithmetic: 32-bit ones' complement sum of the big-endian
+    words of ``data`` (a multiple of 4 bytes)."""
+    total = int(np.frombuffer(data, dtype=">u4").sum(dtype=np.uint64))
+    while total >> 32:
+        total = (total & 0xFFFFFFFF) + (total >> 32)
+    return total
+
+
+def hdu_layout(data, name):
+    """Header offset, data offset, data size (unpadded) and header of the HDU
+    ``name`` of the FITS file ``data``."""
+    with fits.open(io.BytesIO(data), memmap=False) as hdus:
+        hdu = hdus[name]
+        return hdu._header_offset, hdu._data_offset, hdu._data_size, hdu.header
+
+
+def column_block(data, column, hdu="EVENTS"):
+    """
+    Where the compressed block of ``column`` in the first tile of a zfits table
+    starts in the file, and its size.
+
+    The catalog at the start of the table's data gives each column's block as
+    (size, offset from the tile's start), int64 big-endian; the tile (``TILE``,
+    row count, size) is ``ZHEAPPTR`` bytes after the start of the data. A
+    block is its size (int64 little-endian), ``C``, the number of
+    processings, the processings (uint16 each), then the compressed bytes.
+
+    Raises
+    ------
+    ValueError
+        If no tile starts at ``ZHEAPPTR``.
+    """
+    _, data_offset, _, header = hdu_layout(data, hdu)
+    columns = [header[f"TTYPE{i}"] for i in range(1, header["TFIELDS"] + 1)]
+    catalog = np.frombuffer(data, ">i8", 2 * len(columns), data_offset)
+    size, offset = catalog.reshape(-1, 2)[columns.index(column)]
+    return first_tile(data, hdu) + int(offset), int(size)
+
+
+def first_tile(data, hdu="EVENTS"):
+    """
+    Where the first tile of a zfits table starts in the file: ``ZHEAPPTR``
+    bytes after the start of the table's data.
+
+    Raises
+    ------
+    ValueError
+        If no tile (``TILE``) starts there.
+    """
+    _, data_offset, _, header = hdu_layout(data, hdu)
+    tile = data_offset + header["ZHEAPPTR"]
+    if data[tile : tile + 4] != b"TILE":
+        raise ValueError(f"no tile at ZHEAPPTR {header['ZHEAPPTR']} in {hdu}")
+    return tile
+
+
+def _string_card(data, key, value, after):
+    """Set the string value of the first card ``key`` from byte ``after`` on,
+    its comment kept (fixed format: the value in columns 11-30)."""
+    data = bytearray(data)
+    start = data.find(f"{key:<8}=".encode(), after)
+    old = data[start + 10 : start + 80].decode("ascii")
+    comment = old[old.index("'", 1) + 1 :].strip() if old.startswith("'") else ""
+    quoted = f"'{value}'"
+    card = f"{key:<8}= {quoted:<20} {comment}".ljust(80)[:80]
+    data[start : start + 80] = card.encode("ascii")
+    return bytes(data)
+
+
+#: characters a CHECKSUM value avoids (the punctuation between digits and
+#: letters)
+_CHECKSUM_EXCLUDED = frozenset(range(0x3A, 0x41)) | frozenset(range(0x5B, 0x61))
+
+
+def _encode_checksum(value):
+    """The 16 characters of the FITS checksum convention for the 32-bit
+    ``value``: each byte spread over 4 characters from '0' on, punctuation
+    avoided, the whole rotated one to the right."""
+    chars = [0] * 16
+    for i in range(4):
+        quotient, remainder = divmod((value >> (24 - 8 * i)) & 0xFF, 4)
+        ch = [quotient + 0x30] * 4
+        ch[0] += remainder
+        for j in (0, 2):
+            while ch[j] in _CHECKSUM_EXCLUDED or ch[j + 1] in _CHECKSUM_EXCLUDED:
+                ch[j] += 1
+                ch[j + 1] -= 1
+        for j in range(4):
+            chars[4 * j + i] = ch[j]
+    text = bytes(chars).decode("ascii")
+    return text[-1] + text[:-1]
+
+
+def set_checksums(data, hdu):
+    """
+    ``data`` with the DATASUM and CHECKSUM cards of the HDU ``hdu``
+    recomputed (FITS checksum convention): a damage that no checksum sees.
+    """
+    header_offset, data_offset, data_size, _ = hdu_layout(data, hdu)
+    padded = -(-data_size // 2880) * 2880
+    datasum = ones_complement_sum(data[data_offset : data_offset + padded])
+    data = _string_card(data, "DATASUM", str(datasum), header_offset)
+    data = _string_card(data, "CHECKSUM", "0" * 16, header_offset)
+    total = ones_complement_sum(data[header_offset:data_offset]) + datasum
+    while total >> 32:
+        total = (total & 0xFFFFFFFF) + (total >> 32)
+    checksum = _encode_checksum(~total & 0xFFFFFFFF)
+    return _string_card(data, "CHECKSUM", checksum, header_offset)
 
 
 def raw_cases(tmp, raw_dir, sst1m_yaml):
@@ -539,6 +809,177 @@ def raw_cases(tmp, raw_dir, sst1m_yaml):
         "did you mean 'SST1MEventSource'",
         f"--config={typo}",
         names="",
+    )
+    return cases + decoder_cases(tmp, raw_dir, sst1m_yaml)
+
+
+# ------------------------------------------------------------ decoder crashes
+
+#: address space (bytes) of ctapipe-process in the decoder cases. Without a
+#: decoder process protozfits runs in the tool's process, and some of these
+#: files make it allocate until the machine has no memory left; the decoder
+#: process lowers its own limit further (SST1MEventSource.decoder_memory_gib,
+#: 2 GiB). ctapipe-process itself maps about 1.1 GB.
+DECODER_CASE_MEMORY = 4 * 2**30
+#: seconds a decoder case may take: the decoder dies or is refused well before
+DECODER_CASE_TIMEOUT = 60
+SAMPLES = "hiGain_waveforms_samples"
+
+
+def decoder_cases(tmp, raw_dir, sst1m_yaml):
+    """
+    ctapipe-process on damaged raw files that pass every check of the file
+    (headers, sizes, DATASUM): only decoding them finds the damage, and
+    protozfits then crashes, aborts or allocates without bound.
+
+    Each case notes what a bare protozfits 2.13.1 decode loop (``for event in
+    File(path).Events``, under ``ulimit -v 2000000``) does with its file. The
+    files hold one tile (ZTILELEN 100 rows), decoded whole when the first
+    event is read: every failure is at event 0. The cases run as console
+    scripts with `DECODER_CASE_MEMORY`, never in the test process.
+    """
+    proto100 = (raw_dir / "example_100evts.fits.fz").read_bytes()
+    science = (raw_dir / "example_SST1M_20180822.fits.fz").read_bytes()
+    dark = (raw_dir / "SST1M_01_20180822_001.fits.fz").read_bytes()
+    cases = []
+
+    def case(name, filename, data, failure, original):
+        path = write(tmp / filename, data)
+        # the damage is one the checks of the file cannot see
+        if original is not None:
+            _, offset, size, _ = hdu_layout(data, "EVENTS")
+            padded = -(-size // 2880) * 2880
+            before = ones_complement_sum(original[offset : offset + padded])
+            if ones_complement_sum(data[offset : offset + padded]) != before:
+                raise AssertionError(f"{name}: the DATASUM no longer matches")
+        output = tmp / f"{path.name.removesuffix('.fits.fz')}.dl1.h5"
+        command = [PROCESS, f"--input={path}", f"--output={output}"]
+        command += [f"--config={sst1m_yaml}", "--no-progress"]
+        cases.append(
+            Case(
+                name,
+                command,
+                # "the raw-data decoder ... died (SIGSEGV) at event 0 ..."
+                "decod",
+                path.name,
+                [output],
+                subprocess=True,
+                timeout=DECODER_CASE_TIMEOUT,
+                memory_limit=DECODER_CASE_MEMORY,
+                decoder_failure=failure,
+                no_output=True,
+            )
+        )
+
+    # 1. two aligned words swapped: the DATASUM is blind to it.
+    # The samples are Huffman-coded without a checksum of their own (processings
+    # 3, 2; the other columns end with zlib). At 1/8 of the block, bare
+    # protozfits dies with SIGSEGV (exit 139) decoding the tile, every time; so
+    # it does at 5 %...90 % ("Number of bytes for a single symbol exceeds
+    # maximum", a RuntimeError, at 0.1 % and 1 %). It writes out of bounds:
+    # with another heap layout (numpy imported first, as in the decoder
+    # process) the same decode survives and gives wrong samples from event 11
+    # on and no samples at all in events 98 and 99.
+    block, size = column_block(proto100, SAMPLES)
+    at = (block + 8 + size // 8) // 4 * 4
+    case(
+        "raw decoder: samples words swapped, DATASUM unchanged",
+        "decoder_swapped_samples.fits.fz",
+        swap_words(proto100, at, at + 4),
+        "SIGSEGV",
+        proto100,
+    )
+    # The tile header is TILE, row count (uint32), size (int64): with the row
+    # count and the size swapped, bare protozfits allocates until its memory
+    # is gone: MemoryError (std::bad_alloc) after 2.6 s at 2 GB.
+    tile = first_tile(proto100)
+    case(
+        "raw decoder: tile row count and size swapped, DATASUM unchanged",
+        "decoder_swapped_tile_header.fits.fz",
+        swap_words(proto100, tile + 4, tile + 8),
+        "MemoryError",
+        proto100,
+    )
+
+    # 2. header cards outside the DATASUM (the CHECKSUM covers them, but the
+    # source does not verify it: an edited header is rewritten with one).
+    # ZHEAPPTR tells where the tile is: beyond the end of the file, bare
+    # protozfits dies with SIGSEGV.
+    case(
+        "raw decoder: ZHEAPPTR beyond the end of the file",
+        "decoder_zheapptr_far.fits.fz",
+        replace_card(proto100, "ZHEAPPTR", 10**9),
+        "SIGSEGV",
+        proto100,
+    )
+    # 4 bytes off (208 -> 212), it reads the tile's size from the wrong bytes
+    # and allocates until its memory is gone: MemoryError (std::bad_alloc)
+    # after 5.3 s at 2 GB. (0 reads the file fine; 1e9 dies with SIGSEGV.)
+    case(
+        "raw decoder: ZHEAPPTR 4 bytes off",
+        "decoder_zheapptr_off.fits.fz",
+        replace_card(science, "ZHEAPPTR", 212),
+        "MemoryError",
+        science,
+    )
+
+    # 3. no DATASUM card: the checksum is not verified. 64 bytes changed in
+    # the middle of the samples: bare protozfits dies with SIGSEGV.
+    events = hdu_layout(proto100, "EVENTS")[0]
+    case(
+        "raw decoder: no DATASUM, samples changed",
+        "decoder_no_datasum.fits.fz",
+        delete_card(flip(proto100, block + size // 2), "DATASUM", events),
+        "SIGSEGV",
+        None,
+    )
+    # The DATASUM card blanked instead (legal FITS, astropy reads it): bare
+    # protozfits cannot open the table, RuntimeError "END keyword missing in
+    # FITS header", whatever the data.
+    case(
+        "raw decoder: no DATASUM, its card blanked",
+        "decoder_blank_card.fits.fz",
+        remove_card(proto100, "DATASUM", events),
+        "RuntimeError",
+        proto100,
+    )
+
+    # 4. damaged under recomputed (correct) DATASUM and CHECKSUM, in the current
+    # layout (DigicamConfig, then Events, whose columns are zlib-compressed).
+    block, size = column_block(dark, SAMPLES)
+    # 64 bytes changed in the zlib stream of the samples: bare protozfits
+    # raises RuntimeError ("zlibDecompress did not work")
+    case(
+        "raw decoder: dark samples changed, checksums recomputed",
+        "decoder_dark_samples.fits.fz",
+        set_checksums(flip(dark, block + size // 2), "EVENTS"),
+        "RuntimeError",
+        None,
+    )
+    # the samples block's size (int64 little-endian) set to 1e9: bare
+    # protozfits dies with SIGSEGV
+    bigger = bytearray(dark)
+    bigger[block : block + 8] = (10**9).to_bytes(8, "little")
+    case(
+        "raw decoder: dark block size changed, checksums recomputed",
+        "decoder_dark_block_size.fits.fz",
+        set_checksums(bytes(bigger), "EVENTS"),
+        "SIGSEGV",
+        None,
+    )
+
+    # 5. NAXIS2 (catalog rows, i.e. tiles) 1 -> 2: 208 bytes more, within the
+    # padding of the data, so the sizes are right. The second catalog row is
+    # read from the tile itself: bare protozfits allocates until its memory is
+    # gone: MemoryError (std::bad_alloc) after 3.6 s at 2 GB, 10.8 s at 4 GB
+    # (unlimited, it takes the machine's memory). The 2017 and dark files have
+    # zeros there and read fine.
+    case(
+        "raw decoder: NAXIS2 2, within the padding",
+        "decoder_naxis2.fits.fz",
+        replace_card(science, "NAXIS2", 2),
+        "MemoryError",
+        science,
     )
     return cases
 

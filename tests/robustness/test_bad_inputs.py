@@ -16,7 +16,6 @@ from ctapipe_sst1m.tools.check import check_file
 from .corpus import (
     assert_refused,
     merge_cases,
-    raw_cases,
     run_cases,
     simulation_cases,
     undocumented,
@@ -27,12 +26,6 @@ from .corpus import (
 pytestmark = pytest.mark.slow
 
 SST1M_YAML = config_file("sst1m.yaml")
-
-
-@pytest.fixture(scope="module")
-def raw_results(tmp_path_factory, raw_dir):
-    tmp = tmp_path_factory.mktemp("corpus_raw")
-    return run_cases(raw_cases(tmp, raw_dir, SST1M_YAML))
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +66,10 @@ def test_check_tool_finds_every_damaged_file(raw_results, merge_results):
         for name, result in results.items():
             if not name.startswith(("raw ", "merge DL1", "merge empty", "merge text")):
                 continue
+            if result.case.decoder_failure:
+                # sizes and checksums right: only decoding finds the damage,
+                # and ctapipe-sst1m-check does not decode
+                continue
             inputs = [a for a in result.case.command[1:] if not a.startswith("-")]
             inputs += [
                 a.split("=", 1)[1]
@@ -91,8 +88,8 @@ def test_check_tool_finds_every_damaged_file(raw_results, merge_results):
 
 
 def test_corpus_size_and_documented(raw_results, merge_results, simulation_results):
-    """With the DL3 cases (tests/chain/test_dl3_bad_inputs.py), over 100; every
+    """With the DL3 cases (tests/chain/test_dl3_bad_inputs.py), over 110; every
     case in the documentation's table (regenerate it as docs/products.rst says)."""
     results = {**raw_results, **merge_results, **simulation_results}
-    assert len(results) >= 80
+    assert len(results) >= 90
     assert not undocumented(results), undocumented(results)
