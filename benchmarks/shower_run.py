@@ -544,7 +544,10 @@ def write_shower_run(
         raise ValueError(f"n_events = {n_events}: a run needs at least 2 events")
     if tel_id not in (21, 22):
         raise ValueError(f"tel_id = {tel_id}: SST-1M telescopes are 21 and 22")
-    for name, given in (("noise_file", noise_file), ("simtel_file", simtel_file)):
+    inputs = [("noise_file", noise_file), ("simtel_file", simtel_file)]
+    if config_file is not None:
+        inputs.append(("config_file", config_file))
+    for name, given in inputs:
         if not Path(given).is_file():
             raise FileNotFoundError(f"{given}: no such file; set {name}")
     path = Path(path)
