@@ -23,11 +23,11 @@ from ctapipe.core import TelescopeComponent
 from ..instrument.constants import DIGICAM_N_SAMPLES
 from .config_check import ConfigurationError, RangedInt
 from .extractor_check import camera_calibrator, check_extractor_window
+from .pedestals import SlidingPixelWindow
 
 __all__ = [
     "MIN_PEDESTAL_IMAGES",
     "PedestalChargeMonitor",
-    "RunningPixelStatistics",
     "invalidate_small_chunks",
 ]
 
@@ -65,56 +65,6 @@ def invalidate_small_chunks(statistics, min_events):
     all_few = few.reshape(len(few), -1).all(axis=1)
     statistics["is_valid"][all_few] = False
     return all_few
-
-
-class RunningPixelStatistics:
-    """
-    Mean and standard deviation per pixel over the latest ``max_images`` images.
-
-    Fixed memory: a ring buffer of images and running sums.
-    """
-
-    def __init__(self, n_pixels, max_images):
-        self._images = np.zeros((max_images, n_pixels))
-        self._sum = np.zeros(n_pixels)
-        self._sum2 = np.zeros(n_pixels)
-        self.n_images = 0
-        self._next = 0
-        self._statistics = None
-
-    def add(self, image):
-        """Add one image (n_pixels,)."""
-        if self.n_images == len(self._images):
-            old = self._images[self._next]
-            self._sum -= old
-            self._sum2 -= old**2
-        else:
-            self.n_images += 1
-        self._images[self._next] = image
-        self._sum += image
-        self._sum2 += image**2
-        self._next = (self._next + 1) % len(self._images)
-        self._statistics = None
-
-    def statistics(self):
-        """
-        Mean and std of the images, None if empty.
-
-        Returns
-        -------
-        ctapipe.containers.StatisticsContainer or None
-            ``mean`` and ``std`` shaped (1, n_pixels), ctapipe's (n_channels,
-            n_pixels) for a single-gain camera.
-        """
-        if self.n_images == 0:
-            return None
-        if self._statistics is None:
-            mean = self._sum / self.n_images
-            variance = np.maximum(self._sum2 / self.n_images - mean**2, 0.0)
-            self._statistics = StatisticsContainer(
-                mean=mean[np.newaxis], std=np.sqrt(variance)[np.newaxis]
-            )
-        return self._statistics
 
 
 class PedestalChargeMonitor(TelescopeComponent):
@@ -181,6 +131,7 @@ class PedestalChargeMonitor(TelescopeComponent):
             )
         #: the CameraCalibrator's handler of invalid pixels, None for none
         self.invalid_pixel_handler = calibrator.invalid_pixel_handler
+        self._windows = {}
         self._statistics = {}
         self._used = set()
 
@@ -208,18 +159,17 @@ class PedestalChargeMonitor(TelescopeComponent):
             image, _ = self.invalid_pixel_handler(
                 tel_id, dl1.image, dl1.peak_time, invalid[np.newaxis]
             )
-        if tel_id not in self._statistics:
-            self._statistics[tel_id] = RunningPixelStatistics(
-                n_pixels, self.max_pedestal_images
-            )
-        running = self._statistics[tel_id]
-        running.add(image)
-        if running.n_images == self.min_pedestal_images and tel_id not in self._used:
+        if tel_id not in self._windows:
+            self._windows[tel_id] = SlidingPixelWindow(n_pixels, self.max_pedestal_images)
+        window = self._windows[tel_id]
+        window.add(np.ravel(image))
+        self._statistics.pop(tel_id, None)
+        if len(window) == self.min_pedestal_images and tel_id not in self._used:
             self._used.add(tel_id)
             self.log.info(
                 "tel %d: pedestal charge statistics from %d pedestal events on",
                 tel_id,
-                running.n_images,
+                len(window),
             )
 
     def statistics(self, tel_id):
@@ -233,9 +183,15 @@ class PedestalChargeMonitor(TelescopeComponent):
         """
         if self.n_images(tel_id) < self.min_pedestal_images:
             return None
-        return self._statistics[tel_id].statistics()
+        # one container per pedestal event, shared by the events until the next
+        if tel_id not in self._statistics:
+            window = self._windows[tel_id]
+            self._statistics[tel_id] = StatisticsContainer(
+                mean=window.mean[np.newaxis], std=window.std[np.newaxis]
+            )
+        return self._statistics[tel_id]
 
     def n_images(self, tel_id):
         """Number of pedestal images in the statistics of ``tel_id``."""
-        running = self._statistics.get(tel_id)
-        return 0 if running is None else running.n_images
+        window = self._windows.get(tel_id)
+        return 0 if window is None else len(window)

@@ -9,13 +9,12 @@ relative drop of gain x PDE (measured in the lab, arXiv:1910.00348, Fig. 11.1).
 Charges are divided by this factor.
 """
 
-from collections import deque
-
 import numpy as np
 from scipy.interpolate import splev
 
 __all__ = [
     "PedestalStatistics",
+    "SlidingPixelWindow",
     "baseline_shift",
     "voltage_drop_factor",
 ]
@@ -86,6 +85,81 @@ def voltage_drop_factor(variance, tel_id):
     return 1 + shift * (GAIN_DROP_PER_ADC[tel_id] + PDE_DROP_PER_ADC[tel_id])
 
 
+class SlidingPixelWindow:
+    """
+    Mean and standard deviation per pixel of the latest ``size`` vectors added.
+
+    The one sliding window of the pedestal statistics: of the baseline noise
+    (`PedestalStatistics`, the voltage drop) and of the pedestal charges
+    (`~ctapipe_sst1m.calib.PedestalChargeMonitor`, the cleaning). Fixed memory:
+    a ring buffer and running sums, recomputed from the buffer each time it
+    wraps so that rounding errors of the subtractions do not build up over a
+    night.
+
+    Parameters
+    ----------
+    n_pixels : int
+    size : int
+        Vectors kept.
+
+    Raises
+    ------
+    ValueError
+        If ``size`` is below 1: nothing would be kept.
+    """
+
+    def __init__(self, n_pixels, size):
+        if size < 1:
+            raise ValueError(f"max_events = {size}: must be at least 1")
+        self._values = np.zeros((size, n_pixels))
+        self._sum = np.zeros(n_pixels)
+        self._sum2 = np.zeros(n_pixels)
+        self._n = 0
+        self._next = 0
+
+    def __len__(self):
+        return self._n
+
+    def add(self, values):
+        """
+        Add one vector.
+
+        Parameters
+        ----------
+        values : numpy.ndarray
+            (n_pixels,)
+        """
+        values = np.asarray(values, dtype=np.float64)
+        if self._n == len(self._values):
+            old = self._values[self._next]
+            self._sum -= old
+            self._sum2 -= old**2
+        else:
+            self._n += 1
+        self._values[self._next] = values
+        self._sum += values
+        self._sum2 += values**2
+        self._next = (self._next + 1) % len(self._values)
+        if self._next == 0:
+            self._sum = self._values.sum(axis=0)
+            self._sum2 = (self._values**2).sum(axis=0)
+
+    @property
+    def mean(self):
+        """Mean per pixel over the window, None if empty."""
+        if self._n == 0:
+            return None
+        return self._sum / self._n
+
+    @property
+    def std(self):
+        """Standard deviation per pixel over the window, None if empty."""
+        if self._n == 0:
+            return None
+        mean = self._sum / self._n
+        return np.sqrt(np.maximum(self._sum2 / self._n - mean**2, 0.0))
+
+
 class PedestalStatistics:
     """
     Per-pixel baseline noise of the latest pedestal events of a run.
@@ -107,11 +181,11 @@ class PedestalStatistics:
     def __init__(self, max_events=100):
         if max_events < 1:
             raise ValueError(f"max_events = {max_events}: must be at least 1")
-        self._std = deque(maxlen=max_events)
-        self._mean = None
+        self.max_events = max_events
+        self._window = None
 
     def __len__(self):
-        return len(self._std)
+        return 0 if self._window is None else len(self._window)
 
     def add(self, samples):
         """
@@ -122,14 +196,11 @@ class PedestalStatistics:
         samples : numpy.ndarray
             Raw ADC samples, shape (n_pixels, n_samples).
         """
-        self._std.append(samples.std(axis=1, dtype=np.float64))
-        self._mean = None
+        if self._window is None:
+            self._window = SlidingPixelWindow(len(samples), self.max_events)
+        self._window.add(samples.std(axis=1, dtype=np.float64))
 
     @property
     def pixel_std(self):
         """Mean over the window of the per-event sample std of each pixel, ADC."""
-        if not self._std:
-            return None
-        if self._mean is None:
-            self._mean = np.mean(self._std, axis=0)
-        return self._mean
+        return None if self._window is None else self._window.mean

@@ -8,7 +8,7 @@ from ctapipe.image.cleaning import ImageCleaner
 from ctapipe.tools.process import ProcessorTool
 from traitlets.config import Config
 
-from ctapipe_sst1m.calib.pedestal_charges import RunningPixelStatistics
+from ctapipe_sst1m.calib.pedestals import SlidingPixelWindow
 from ctapipe_sst1m.image import SST1MImageCleaner
 from ctapipe_sst1m.io import SST1MEventSource
 
@@ -174,12 +174,13 @@ def test_pedestal_statistics_of_the_run(embedded_raw_file):
 def test_running_statistics_window():
     rng = np.random.default_rng(0)
     images = rng.normal(3, 1, (50, 10))
-    running = RunningPixelStatistics(10, max_images=20)
-    for image in images:
-        running.add(image)
-    statistics = running.statistics()
-    np.testing.assert_allclose(statistics.mean[0], images[-20:].mean(axis=0))
-    np.testing.assert_allclose(statistics.std[0], images[-20:].std(axis=0))
+    window = SlidingPixelWindow(10, size=20)
+    for n, image in enumerate(images, start=1):
+        window.add(image)
+        latest = images[max(n - 20, 0) : n]
+        assert len(window) == len(latest)
+        np.testing.assert_allclose(window.mean, latest.mean(axis=0), rtol=1e-12)
+        np.testing.assert_allclose(window.std, latest.std(axis=0), rtol=1e-9)
 
 
 @pytest.mark.parametrize(
