@@ -28,7 +28,7 @@ from ctapipe.containers import (
     TelescopeTriggerContainer,
     TriggerContainer,
 )
-from ctapipe.core import Provenance, ToolConfigurationError
+from ctapipe.core import ToolConfigurationError
 from ctapipe.core.traits import (
     Bool,
     CaselessStrEnum,
@@ -54,7 +54,6 @@ from ..instrument import SST1M_TEL_IDS, add_telescope, load_sst1m_subarray
 from ..version import __version__
 from .containers import (
     DigiCamConfigContainer,
-    DigiCamEventType,
     SST1MArrayEventContainer,
     SST1MCameraContainer,
     ctapipe_event_type,
@@ -62,16 +61,11 @@ from .containers import (
 from .decoder_process import DecoderError, DecoderProcess
 from .decoding import InProcessDecoder
 from .event_time import CameraClock, clock_scale_for
+from .pedestal_tracker import PedestalTracker
+from .pixel_order import PixelOrder
 from .pointing import AltAzTracker, Target, parse_target, parse_target_name
-from .zfits import (
-    DigiCamFileError,
-    NotDigiCamFileError,
-    check_file_integrity,
-    check_run_files,
-    find_run_chunks,
-    inspect_digicam_file,
-    parse_run_name,
-)
+from .run import DigiCamRun, run_files
+from .zfits import DigiCamFileError, NotDigiCamFileError, inspect_digicam_file
 
 # ctapipe-info --plugins reports the __version__ of the module of the source
 __all__ = ["SST1MEventSource", "__version__"]
@@ -333,10 +327,31 @@ class SST1MEventSource(EventSource):
         if self.input_filelist and input_url is None:
             self.input_url = self.input_filelist[0]
 
-        self.files = self._file_list()
-        self._check_output_is_not_input()
-        self.headers = [inspect_digicam_file(f) for f in self.files]
-        self._decoder = None
+        files = run_files(self.input_url, self.input_filelist, self.multi_file)
+        self._check_output_is_not_input(files)
+        # reading only one chunk of a run is asked for with multi_file=False
+        one_chunk = not self.multi_file and not self.input_filelist
+        #: the run's files, checked, and their headers
+        self.run = DigiCamRun(
+            files,
+            allow_missing_chunks=self.allow_missing_chunks or one_chunk,
+            allow_copied_chunks=self.allow_copied_chunks,
+            logger=self.log,
+        )
+        if self.run.missing_chunks and not one_chunk:
+            self.log.warning(
+                "%s: chunk(s) %s of the run missing, reading the others "
+                "(allow_missing_chunks); recorded in the product's mark",
+                self.run.name,
+                ", ".join(f"{c:03d}" for c in self.run.missing_chunks),
+            )
+        # ctapipe-process passes max_events to its progress bar as the total:
+        # with the headers' count the bar shows how far the run is and an ETA
+        if not self.max_events or self.max_events > self.n_events_in_files:
+            self.max_events = self.n_events_in_files
+        # started before the checksums are verified: it imports meanwhile, and
+        # decodes nothing before it is told to
+        self._decoder = self._make_decoder()
         try:
             self._open_run()
         except BaseException:
@@ -344,39 +359,7 @@ class SST1MEventSource(EventSource):
             raise
 
     def _open_run(self):
-        # reading only one chunk of a run is asked for with multi_file=False
-        one_chunk = not self.multi_file and not self.input_filelist
-        self.missing_chunks = check_run_files(
-            self.headers,
-            allow_missing_chunks=self.allow_missing_chunks or one_chunk,
-            allow_copied_chunks=self.allow_copied_chunks,
-        )
-        if self.missing_chunks and not one_chunk:
-            self.log.warning(
-                "%s: chunk(s) %s of the run missing, reading the others "
-                "(allow_missing_chunks); recorded in the product's mark",
-                self.files[0].name,
-                ", ".join(f"{c:03d}" for c in self.missing_chunks),
-            )
-        # started before the checksums are verified: it imports meanwhile, and
-        # decodes nothing before start()
-        self._decoder = self._make_decoder()
-        for header in self.headers:
-            check_file_integrity(header, verify_checksums=self.verify_checksums)
-        for path in self.files:
-            # the raw chunks read, in ctapipe's provenance record of the tool
-            Provenance().add_input_file(str(path), role="R0/Event", add_meta=False)
-        #: events announced by the headers of the run's files
-        self.n_events_in_files = sum(h.n_events for h in self.headers)
-        if self.n_events_in_files == 0:
-            raise DigiCamFileError(
-                f"{', '.join(map(str, self.files))}: empty run, no events in the file(s)"
-            )
-        # ctapipe-process passes max_events to its progress bar as the total:
-        # with the headers' count the bar shows how far the run is and an ETA
-        if not self.max_events or self.max_events > self.n_events_in_files:
-            self.max_events = self.n_events_in_files
-
+        self.run.check_integrity(verify_checksums=self.verify_checksums)
         # the first event of the run tells the telescope, the clock and the
         # event ids; it is kept for the stream, not decoded twice. The other
         # files' telescope is checked when they are reached.
@@ -396,13 +379,15 @@ class SST1MEventSource(EventSource):
         if self.tel_id in self._subarray.tel:
             n_samples = self._subarray.tel[self.tel_id].camera.readout.n_samples
             check_image_extractor(self.config, self._subarray, self.tel_id, n_samples)
-        self.digicam_config = self._read_digicam_config()
+        try:
+            self.digicam_config = self.run.digicam_config(self._decoder.digicam_config())
+        except DecoderError as err:
+            raise DigiCamFileError(str(err)) from None
 
         self.clock = self._make_clock(first.seconds)
-        self._use_swat_ids = self._choose_event_ids(first)
-        self._baseline_scale = self.baseline_scale or self._detect_baseline_scale(first)
-        self._dark_run = self.headers[0].events_header.get("RUNTYPE", "") == "darkrun"
-        self.obs_id = self._choose_obs_id(first)
+        self._use_swat_ids = self.run.uses_swat_ids(first, self.event_id_source)
+        first_date = self.clock.to_time(first.seconds, 0).utc.strftime("%Y%m%d")
+        self.obs_id = self.run.obs_id(first_date, configured=self.obs_id)
         self.target = self._choose_target()
         self._tracker = None
         if self.target.has_position:
@@ -422,23 +407,60 @@ class SST1MEventSource(EventSource):
         self._n_yielded = 0
         self._n_iterations = 0
         self._exhausted = False
-        self._pixel_index = None
-        self._pixel_order = None
-        self._physical_order = None
         self.r1_calibrator = None
         self.pedestal_charges = None
-        self._n_primed = 0
+        self.pedestals = None
+        physical_order = None
         if not self.calibrate_r1:
             self.log.warning(
                 "R1 waveforms are baseline-subtracted ADC counts, NOT calibrated to "
                 "photo-electrons (SST1MEventSource.calibrate_r1 is false)"
             )
         elif self.tel_id in self._subarray.tel:  # else allowed_tels excludes it
-            self._setup_calibration(start)
+            physical_order = self._setup_calibration(start)
+        self.pixel_order = PixelOrder(
+            self.run.baseline_scale(first, configured=self.baseline_scale),
+            physical_order,
+        )
+        if self.r1_calibrator is not None:
+            #: the pedestal events' look-ahead and statistics (None: no R1
+            #: calibration)
+            self.pedestals = PedestalTracker(
+                self.tel_id,
+                self.r1_calibrator,
+                self.pedestal_charges,
+                self.pixel_order,
+                self.run.name,
+                self.log,
+            )
+
+    # ------------------------------------------------------------- the run
+
+    @property
+    def files(self):
+        """The run's files, in reading order."""
+        return self.run.files
+
+    @property
+    def headers(self):
+        """Headers of the run's files (`~ctapipe_sst1m.io.zfits.ZFitsHeaderInfo`)."""
+        return self.run.headers
+
+    @property
+    def missing_chunks(self):
+        """Chunks missing from the run (read with allow_missing_chunks)."""
+        return self.run.missing_chunks
+
+    @property
+    def n_events_in_files(self):
+        """Events announced by the headers of the run's files."""
+        return self.run.n_events
 
     # ------------------------------------------------------------------ setup
 
     def _setup_calibration(self, start):
+        """The R1 calibrator and the pedestal charges; the software -> physical
+        pixel permutation of the swapped modules."""
         self.r1_calibrator = SST1MR1Calibrator(self._subarray, parent=self)
         if self.pedestal_charge_statistics:
             self.pedestal_charges = PedestalChargeMonitor(self._subarray, parent=self)
@@ -447,17 +469,15 @@ class SST1MEventSource(EventSource):
             if self.tel_id in SST1M_TEL_IDS
             else self.unknown_telescope_template
         )
-        self._physical_order = self.r1_calibrator.prepare(
-            self.tel_id, start, model_tel_id=model, dark_run=self._dark_run
+        return self.r1_calibrator.prepare(
+            self.tel_id, start, model_tel_id=model, dark_run=self.run.is_dark_run
         )
 
     # ------------------------------------------------------------- decoding
 
     def _make_decoder(self):
         config_fields = (
-            list(DigiCamConfigContainer.fields)
-            if self.headers[0].has_digicam_config
-            else None
+            list(DigiCamConfigContainer.fields) if self.run.has_digicam_config else None
         )
         if self.decoder == "in-process":
             return InProcessDecoder(self.files, self.read_trigger_traces, config_fields)
@@ -493,7 +513,7 @@ class SST1MEventSource(EventSource):
         return self._lookahead[0][1] if self._lookahead else None
 
     def _close_decoder(self):
-        if self._decoder is not None:
+        if getattr(self, "_decoder", None) is not None:
             self._decoder.close()
 
     def close(self):
@@ -501,69 +521,7 @@ class SST1MEventSource(EventSource):
         self._close_decoder()
         super().close()
 
-    # ------------------------------------------------------------ pedestals
-
-    def _prime_pedestals(self):
-        """
-        Feed the pedestal events among the first events of the run to the
-        calibrator, and then to the pedestal charge statistics with the resulting
-        voltage drop, so that the first events are treated like the later ones.
-
-        The first ``pedestal_priming_events`` events are decoded once, kept and
-        then streamed (about 135 kB each): a single pass over the decoder.
-        """
-        self._read_ahead(self.r1_calibrator.pedestal_priming_events)
-        self._n_primed = len(self._lookahead)
-        pedestals = [
-            decoded
-            for _, decoded in self._lookahead
-            if decoded.event_type & DigiCamEventType.INTERNAL
-        ]
-        n_pedestals = len(pedestals)
-        for decoded in pedestals:
-            samples, _, _ = self._pixels(decoded)
-            self.r1_calibrator.add_pedestal(self.tel_id, samples)
-        if n_pedestals == 0:
-            self.log.warning(
-                "%s: no pedestal events among the first %d events: no voltage-drop "
-                "correction, no dead-pixel detection and no pedestal charge "
-                "statistics (fixed picture thresholds) until there are some",
-                self.files[0].name,
-                self._n_primed,
-            )
-            return
-        self.log.info(
-            "Voltage drop %.4f from %d pedestal events among the first %d events",
-            np.median(self.r1_calibrator.voltage_drop(self.tel_id)),
-            n_pedestals,
-            self._n_primed,
-        )
-        if self.pedestal_charges is None:
-            return
-        for decoded in pedestals:
-            samples, baseline, flags = self._pixels(decoded)
-            r1, invalid, _ = self.r1_calibrator(
-                self.tel_id, samples, baseline, flags == 0
-            )
-            self.pedestal_charges.add(self.tel_id, r1, invalid)
-        minimum = self.pedestal_charges.min_pedestal_images
-        if n_pedestals < minimum:
-            # one warning per run: a standard deviation of a few samples would
-            # make the thresholds depend on the length of the file
-            self.log.warning(
-                "%s: %d pedestal event%s among the first %d events, fewer than "
-                "the %d the charge statistics need: fixed picture thresholds "
-                "until there are %d; set PedestalChargeMonitor.min_pedestal_images "
-                "to use fewer",
-                self.files[0].name,
-                n_pedestals,
-                "" if n_pedestals == 1 else "s",
-                self._n_primed,
-                minimum,
-                minimum,
-            )
-
-    def _check_output_is_not_input(self):
+    def _check_output_is_not_input(self, files):
         """
         Refuse an output path that is one of the run's files: with ``overwrite``,
         ctapipe's DataWriter deletes an existing output before any event is read.
@@ -575,18 +533,12 @@ class SST1MEventSource(EventSource):
         if not output:
             return
         output = _Path(output).expanduser().resolve()
-        for path in self.files:
+        for path in files:
             if path.resolve() == output:
                 raise DigiCamFileError(
                     f"{path}: the output file (DataWriter.output_path) is this input "
                     "raw file; choose another output name"
                 )
-
-    def _file_list(self):
-        if self.input_filelist:
-            return [_Path(f) for f in self.input_filelist]
-        url = _Path(self.input_url)
-        return find_run_chunks(url) if self.multi_file else [url]
 
     def _build_subarray(self):
         subarray = load_sst1m_subarray()
@@ -616,13 +568,6 @@ class SST1MEventSource(EventSource):
             [self.tel_id] if allowed else [], name=subarray.name
         )
 
-    def _read_digicam_config(self):
-        try:
-            values = self._decoder.digicam_config()
-        except DecoderError as err:
-            raise DigiCamFileError(str(err)) from None
-        return None if values is None else DigiCamConfigContainer(**values)
-
     def _make_clock(self, first_second):
         scale = self.camera_clock_scale
         if scale == "auto":
@@ -630,58 +575,8 @@ class SST1MEventSource(EventSource):
         self.log.info("Camera clock read as %s", scale.upper())
         return CameraClock(scale, first_second)
 
-    def _choose_event_ids(self, first):
-        has_swat = bool(first.array_event_number)
-        if self.event_id_source == "swat" and not has_swat:
-            raise DigiCamFileError(
-                f"{self.files[0]}: event_id_source='swat' but the events carry no "
-                "SWAT array event number (arrayEvtNum)"
-            )
-        use_swat = self.event_id_source == "swat" or (
-            self.event_id_source == "auto" and has_swat
-        )
-        self.log.info(
-            "event_id from %s", "SWAT arrayEvtNum" if use_swat else "camera eventNumber"
-        )
-        return use_swat
-
-    def _detect_baseline_scale(self, first):
-        samples = first.samples.reshape(len(first.pixel_flags), -1)
-        enabled = first.pixel_flags != 0
-        sample_median = np.median(samples[enabled, :10])
-        baseline_median = np.median(first.baselines[enabled])
-        scale = (
-            16
-            if abs(baseline_median / 16 - sample_median)
-            < abs(baseline_median - sample_median)
-            else 1
-        )
-        if scale != 16:
-            self.log.warning(
-                "%s: baselines are not 16 x baseline (commissioning data?), "
-                "using them as they are",
-                self.files[0].name,
-            )
-        return scale
-
-    def _choose_obs_id(self, first):
-        if self.obs_id is not None:
-            return self.obs_id
-        run = parse_run_name(self.files[0])
-        if run.obs_id is not None:
-            return run.obs_id
-        date = run.date or self.clock.to_time(first.seconds, 0).utc.strftime("%Y%m%d")
-        obs_id = int(date) * 10000
-        self.log.warning(
-            "%s: no run number in the file name (SST1M{T}_{YYYYMMDD}_{NNNN}.fits.fz), "
-            "using obs_id %d; set SST1MEventSource.obs_id to choose one",
-            self.files[0].name,
-            obs_id,
-        )
-        return obs_id
-
     def _choose_target(self):
-        header_target = self.headers[0].events_header.get("TARGET")
+        header_target = self.run.target_header
         target = Target(name="UNKNOWN")
         if header_target:
             try:
@@ -796,8 +691,9 @@ class SST1MEventSource(EventSource):
             self._decoded = self._decoded_events(self._decoder)
             self._lookahead.clear()
             self.n_read = 0
-        elif self.r1_calibrator is not None and self._n_primed == 0:
-            self._prime_pedestals()
+        elif self.pedestals is not None:
+            self._read_ahead(self.pedestals.look_ahead)
+            self.pedestals.prime([decoded for _, decoded in self._lookahead])
         while self._lookahead:
             yield self._lookahead.popleft()
         yield from self._decoded
@@ -876,30 +772,23 @@ class SST1MEventSource(EventSource):
         else:
             event_id = decoded.event_number
 
-        samples, baseline, flags = self._pixels(decoded)
+        samples, baseline, flags = self.pixel_order(decoded)
         n_pixels = len(flags)
-        enabled = flags != 0
-        if self.r1_calibrator is None:
+        disabled = flags == 0
+        if self.pedestals is None:
             r1_waveform = np.subtract(samples, baseline[:, np.newaxis], dtype=np.float32)
-            invalid = ~enabled
+            invalid = disabled
             r1_waveform[invalid] = 0.0
             saturated = None
         else:
-            new_pedestal = (
-                decoded.event_type & DigiCamEventType.INTERNAL and index >= self._n_primed
+            r1_waveform, invalid, saturated = self.pedestals.calibrate(
+                index, decoded, samples, baseline, disabled
             )
-            if new_pedestal:
-                self.r1_calibrator.add_pedestal(tel_id, samples)
-            r1_waveform, invalid, saturated = self.r1_calibrator(
-                tel_id, samples, baseline, ~enabled
-            )
-            if new_pedestal and self.pedestal_charges is not None:
-                self.pedestal_charges.add(tel_id, r1_waveform, invalid)
         # ctapipe's data model: a pixel with no gain marked as stored is invalid
         pixel_status = np.where(invalid, PIXEL_INVALID, PIXEL_STORED)
         if saturated is not None and saturated.any():
             pixel_status[saturated] |= PIXEL_SATURATED
-        event_type = ctapipe_event_type(decoded.event_type, self._dark_run)
+        event_type = ctapipe_event_type(decoded.event_type, self.run.is_dark_run)
 
         event = SST1MArrayEventContainer(
             index=EventIndexContainer(obs_id=self.obs_id, event_id=event_id),
@@ -928,8 +817,8 @@ class SST1MEventSource(EventSource):
             outlier_mask=invalid[np.newaxis]
         )
         event.sst1m.tel[tel_id] = self._sst1m_data(decoded, flags, baseline)
-        if self.pedestal_charges is not None:
-            statistics = self.pedestal_charges.statistics(tel_id)
+        if self.pedestals is not None:
+            statistics = self.pedestals.statistics()
             if statistics is not None:
                 event.monitoring.tel[
                     tel_id
@@ -937,28 +826,6 @@ class SST1MEventSource(EventSource):
                     mean=statistics.mean, std=statistics.std
                 )
         return event
-
-    def _pixels(self, decoded):
-        """Samples, baselines (ADC) and flags of an event in physical pixel order."""
-        order = self._software_order(decoded.pixel_index)
-        samples = decoded.samples.reshape(len(order), -1)[order]
-        baseline = decoded.baselines[order].astype(np.float32)
-        baseline /= self._baseline_scale
-        return samples, baseline, decoded.pixel_flags[order]
-
-    def _software_order(self, pixel_index):
-        """
-        Order that sorts readout rows to software pixel ids, and swapped modules
-        back to their physical positions (cached per run).
-        """
-        if self._pixel_index is None or not np.array_equal(
-            pixel_index, self._pixel_index
-        ):
-            self._pixel_index = pixel_index.copy()
-            self._pixel_order = np.argsort(pixel_index)
-            if self._physical_order is not None:
-                self._pixel_order = self._pixel_order[self._physical_order]
-        return self._pixel_order
 
     def _sst1m_data(self, decoded, flags, baseline):
         data = SST1MCameraContainer(
@@ -970,8 +837,8 @@ class SST1MEventSource(EventSource):
             pixel_flags=flags,
             digicam_baseline=baseline,
         )
-        if self.r1_calibrator is not None:
-            data.voltage_drop_factor = self.r1_calibrator.voltage_drop(self.tel_id)
+        if self.pedestals is not None:
+            data.voltage_drop_factor = self.pedestals.voltage_drop()
         if self.read_trigger_traces:
             n_samples = len(decoded.samples) // len(flags)
             data.trigger_input_traces = _trigger_input(decoded.trigger_input)
@@ -1127,7 +994,7 @@ class SST1MEventSource(EventSource):
         n += self.event_types[EventType.DARK_PEDESTAL]
         if self.r1_calibrator is None:
             return f"{n} events; R1 not calibrated, no NSB voltage-drop correction"
-        if n == 0 and self._n_primed == 0:
+        if n == 0 and (self.pedestals is None or self.pedestals.n_primed == 0):
             return "none: no NSB voltage-drop correction"
         mode = self.r1_calibrator.voltage_drop_correction
         low, high = self._voltage_drop_range
