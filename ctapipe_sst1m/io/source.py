@@ -352,6 +352,8 @@ class SST1MEventSource(EventSource):
         # started before the checksums are verified: it imports meanwhile, and
         # decodes nothing before it is told to
         self._decoder = self._make_decoder()
+        #: events taken from the decoder (each once, look-ahead included)
+        self.n_decoded = 0
         try:
             self._open_run()
         except BaseException:
@@ -498,7 +500,9 @@ class SST1MEventSource(EventSource):
         """The decoder's (file index, event), its failure as DigiCamFileError."""
         try:
             decoder.start()
-            yield from decoder.events()
+            for item in decoder.events():
+                self.n_decoded += 1
+                yield item
         except DecoderError as err:
             raise DigiCamFileError(str(err)) from None
 
