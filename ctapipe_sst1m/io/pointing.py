@@ -21,6 +21,8 @@ from astropy.coordinates import AltAz, SkyCoord
 from astropy.table import Table
 from astropy.time import Time
 
+from .earth_orientation import using_cached_table
+
 __all__ = [
     "NON_POINTING_TARGETS",
     "AltAzTracker",
@@ -143,7 +145,10 @@ class AltAzTracker:
         if block is None:
             nodes = first_node + np.arange(self.nodes_per_block + 1)
             times = Time(nodes * self.node_spacing, format="unix_tai", scale="tai")
-            altaz = self.coord.transform_to(AltAz(obstime=times, location=self.location))
+            with using_cached_table():
+                altaz = self.coord.transform_to(
+                    AltAz(obstime=times, location=self.location)
+                )
             block = (
                 altaz.alt.to_value(u.rad),
                 np.unwrap(altaz.az.to_value(u.rad)),
