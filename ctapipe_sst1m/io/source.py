@@ -1,5 +1,6 @@
 """The SST-1M DigiCam event source."""
 
+import gc
 import logging
 import sys
 from collections import Counter, deque
@@ -292,6 +293,16 @@ class SST1MEventSource(EventSource):
         help=(
             "Seconds the decoder process may take to deliver the next event "
             "before the file is declared unreadable."
+        ),
+    ).tag(config=True)
+
+    freeze_gc_at_exit = Bool(
+        True,
+        help=(
+            "When the source closes inside a tool that is the process's command "
+            "(ctapipe-process from a shell), gc.freeze() the interpreter's "
+            "objects so that the garbage collection at exit skips them (0.5-0.9 s "
+            "per run). Never done in other processes (notebooks, tests)."
         ),
     ).tag(config=True)
 
@@ -896,6 +907,26 @@ class SST1MEventSource(EventSource):
         self._write_run_products()
         self._show_summary()
         super().__exit__(exc_type, exc_value, traceback)
+        self._freeze_gc_before_exit()
+
+    def _freeze_gc_before_exit(self):
+        """
+        At the end of a tool that is the process's command (``ctapipe-process``
+        run from a shell), move the interpreter's objects out of the garbage
+        collector's reach: the collection at the process's exit then skips
+        the 300000 objects of ctapipe, astropy and numba, 0.5 to 0.9 s of a
+        run. Reference counting still frees them; only reference cycles among
+        them would stay, which does not matter to a process that is about to
+        exit, and is why nothing is frozen in any other process (a notebook,
+        tests, a tool run inside a longer program).
+        """
+        tool = run_summary.hosting_tool(self)
+        if (
+            self.freeze_gc_at_exit
+            and tool is not None
+            and _Path(sys.argv[0]).name == tool.name
+        ):
+            gc.freeze()
 
     def event_counts(self, n_written):
         """
