@@ -109,7 +109,12 @@ class DecoderProcess:
         self._closed = False
         self._process = None
         size = CONTROL_BYTES + n_slots * SLOT_BYTES
-        self._fd = os.memfd_create("sst1m-decoder", os.MFD_CLOEXEC)
+        try:
+            self._fd = os.memfd_create("sst1m-decoder", os.MFD_CLOEXEC)
+        except (AttributeError, OSError) as err:
+            # not Linux: no memfd
+            self._closed = True
+            raise DecoderError(f"no shared memory for a decoder process: {err}") from None
         os.ftruncate(self._fd, size)
         self._memory = mmap.mmap(self._fd, size)
         self._control = np.ndarray(2, dtype=np.int64, buffer=self._memory)
@@ -293,7 +298,7 @@ class DecoderProcess:
 
     def _located(self, what):
         """``path: the decoder ... at event N of this file``."""
-        file_index, event = (int(v) for v in self._control)
+        file_index, event = (0, -1) if self._control is None else map(int, self._control)
         path = self.paths[min(file_index, len(self.paths) - 1)]
         where = "opening it" if event < 0 else f"at event {event} of this file"
         return (
@@ -458,7 +463,9 @@ def _main():
         # RLIMIT_AS reached inside Python (numpy, protobuf's Python side)
         _try_send(send, ("error", f"ran out of its {gib:g} GiB of memory (MemoryError)"))
     except Exception as err:  # any failure is the file's, said in one line
-        _try_send(send, ("error", f"failed ({type(err).__name__}: {err})"))
+        # one line: protozfits' messages span several
+        text = " ".join(str(err).split())
+        _try_send(send, ("error", f"failed ({type(err).__name__}: {text})"))
     except BaseException:
         os._exit(1)
 

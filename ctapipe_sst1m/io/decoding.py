@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["DecodedEvent", "InProcessDecoder", "decode", "decode_files"]
+__all__ = ["DecodedEvent", "InProcessDecoder", "check_decoded", "decode", "decode_files"]
 
 
 class DecodedEvent(NamedTuple):
@@ -140,3 +140,33 @@ class InProcessDecoder:
 
     def close(self):
         """Nothing to stop."""
+
+
+def check_decoded(decoded, n_pixels, n_samples):
+    """
+    What is wrong with the arrays of a decoded event, '' if nothing.
+
+    protozfits may decode a damaged file without an error, into events with
+    too few samples, or none (two swapped words of the data, a wrong heap
+    pointer): such an event must be refused, not calibrated.
+
+    Parameters
+    ----------
+    decoded : DecodedEvent
+    n_pixels, n_samples : int
+        The camera's.
+
+    Returns
+    -------
+    str
+    """
+    for name in ("pixel_flags", "pixel_index", "baselines"):
+        size = len(getattr(decoded, name))
+        if size != n_pixels:
+            return f"{size} {name.replace('_', ' ')}, not {n_pixels}"
+    size = decoded.samples.size
+    if size != n_pixels * n_samples:
+        return f"{size} samples, not {n_pixels} pixels x {n_samples}"
+    if decoded.pixel_index.max() >= n_pixels:
+        return f"pixel ids up to {decoded.pixel_index.max()}, not below {n_pixels}"
+    return ""

@@ -52,6 +52,7 @@ from ..calib.pedestal_charges import PedestalChargeMonitor
 from ..core import run_summary
 from ..core.products import DL1, SST1M_CONFIG_GROUP, registered_files, write_hdf5_mark
 from ..instrument import SST1M_TEL_IDS, add_telescope, load_sst1m_subarray
+from ..instrument.constants import DIGICAM_N_PIXELS, DIGICAM_N_SAMPLES
 from ..version import __version__
 from .containers import (
     DigiCamConfigContainer,
@@ -60,7 +61,7 @@ from .containers import (
     ctapipe_event_type,
 )
 from .decoder_process import DecoderError, DecoderProcess
-from .decoding import InProcessDecoder
+from .decoding import InProcessDecoder, check_decoded
 from .event_time import CameraClock, clock_scale_for
 from .pedestal_tracker import PedestalTracker
 from .pixel_order import PixelOrder
@@ -365,6 +366,7 @@ class SST1MEventSource(EventSource):
         self._decoder = self._make_decoder()
         #: events taken from the decoder (each once, look-ahead included)
         self.n_decoded = 0
+        self._input_fault = None
         try:
             self._open_run()
         except BaseException:
@@ -386,6 +388,7 @@ class SST1MEventSource(EventSource):
             )
         self.tel_id = self.telescope_id_map.get(first.telescope_id, first.telescope_id)
         self._subarray = self._build_subarray()
+
         # the configuration the hosting tool was given: a misspelt section or an
         # extraction window outside the 50 samples would pass silently
         check_config_sections(self.config)
@@ -509,13 +512,30 @@ class SST1MEventSource(EventSource):
 
     def _decoded_events(self, decoder):
         """The decoder's (file index, event), its failure as DigiCamFileError."""
+        in_file = Counter()
         try:
             decoder.start()
-            for item in decoder.events():
+            for file_index, decoded in decoder.events():
                 self.n_decoded += 1
-                yield item
+                # protozfits may decode a damaged file without an error, into
+                # events with too few samples or none: refused before any use
+                fault = check_decoded(decoded, DIGICAM_N_PIXELS, DIGICAM_N_SAMPLES)
+                if fault:
+                    raise self._damaged(
+                        f"{self.files[file_index]}: event {in_file[file_index]} of "
+                        f"this file (camera event number {decoded.event_number}) "
+                        f"decoded with {fault}; the file is damaged"
+                    )
+                in_file[file_index] += 1
+                yield file_index, decoded
         except DecoderError as err:
-            raise DigiCamFileError(str(err)) from None
+            raise self._damaged(str(err)) from None
+
+    def _damaged(self, message):
+        """The refusal of a damaged input found while reading, remembered: the
+        tool's output of the run is then removed when the source closes."""
+        self._input_fault = message
+        return DigiCamFileError(message)
 
     def _read_ahead(self, n):
         """Decode up to ``n`` events in total into the look-ahead buffer; the
@@ -771,7 +791,7 @@ class SST1MEventSource(EventSource):
     def _fill_event(self, path, decoded, time, index):
         tel_id = self.telescope_id_map.get(decoded.telescope_id, decoded.telescope_id)
         if tel_id != self.tel_id:
-            raise DigiCamFileError(
+            raise self._damaged(
                 f"{path}: event {decoded.event_number} comes from telescope {tel_id}, "
                 f"the run ({self.files[0].name}) from telescope {self.tel_id}; the "
                 "files of one run must come from one telescope"
@@ -1087,6 +1107,14 @@ class SST1MEventSource(EventSource):
                 )
             return
         for output in outputs:
+            if not self.completed and self._input_fault is not None:
+                # the run can never be completed from these files: nothing is
+                # left under the output name (the refusal was said already)
+                output.unlink(missing_ok=True)
+                self.log.warning(
+                    "%s: removed, the run stopped on a damaged input", output
+                )
+                continue
             if not self.completed:
                 self.log.error(
                     "%s: INCOMPLETE, the run stopped after %d of %d events; not "
