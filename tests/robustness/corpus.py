@@ -352,12 +352,14 @@ def interrupt(command, output, sig, delay, cwd):
     """Start ``command``, send ``sig`` ``delay`` s after ``output`` (or its hidden
     temporary file) appears, or after the start if ``output`` is None; return
     the exit code and the log."""
+    mark = f"interrupt-{os.getpid()}-{time.monotonic_ns()}"
     process = subprocess.Popen(
         command,
         cwd=cwd,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         preexec_fn=_ctrl_c_as_in_a_terminal,
+        env={**os.environ, CASE_MARK: mark},
     )
     start = time.monotonic()
     while output is not None and process.poll() is None:
@@ -369,6 +371,9 @@ def interrupt(command, output, sig, delay, cwd):
     if process.poll() is None:
         process.send_signal(sig)
     _, stderr = process.communicate(timeout=120)
+    # no child of the tool (the decoder process) outlives it, whatever the signal
+    leftovers = _leftovers(mark, Case("interrupt", command, "", None))
+    assert not leftovers, f"{sig!r} after {delay} s left {leftovers}"
     return process.returncode, stderr.decode()
 
 
