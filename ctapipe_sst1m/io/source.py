@@ -419,6 +419,7 @@ class SST1MEventSource(EventSource):
         #: events yielded per ctapipe event type, for the summary
         self.event_types = Counter()
         self._voltage_drop_range = (np.inf, -np.inf)
+        self._last_drop = (None, None)
         self.n_read = 0
         self._n_yielded = 0
         self._n_iterations = 0
@@ -758,7 +759,11 @@ class SST1MEventSource(EventSource):
         self.event_types[event.trigger.event_type] += 1
         drop = event.sst1m.tel[self.tel_id].voltage_drop_factor
         if drop is not None:
-            drop = float(np.median(drop))
+            # the calibrator makes a new factor for each pedestal event only:
+            # its median is taken once
+            if drop is not self._last_drop[0]:
+                self._last_drop = (drop, float(np.median(drop)))
+            drop = self._last_drop[1]
             low, high = self._voltage_drop_range
             self._voltage_drop_range = (min(low, drop), max(high, drop))
 
