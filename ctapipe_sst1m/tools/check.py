@@ -18,6 +18,9 @@ from ..core.products import (
     verify_fits_product,
     verify_hdf5_product,
 )
+from ..instrument.constants import DIGICAM_N_PIXELS, DIGICAM_N_SAMPLES
+from ..io.decoder_process import DecoderError, DecoderProcess
+from ..io.decoding import check_decoded
 from ..io.zfits import DigiCamFileError, check_file_integrity, inspect_digicam_file
 
 __all__ = ["CheckTool", "Verdict", "check_file", "main"]
@@ -52,12 +55,46 @@ def _check_raw(path):
     header = inspect_digicam_file(path)
     check_file_integrity(header, verify_checksums=True)
     checked = sum(1 for *_, datasum in header.hdus if datasum is not None)
+    n_decoded = _decode_all(path)
+    if n_decoded != header.n_events:
+        raise DigiCamFileError(
+            f"{path}: the headers announce {header.n_events} events, {n_decoded} decoded"
+        )
     return Verdict(
         path,
         OK,
         "DigiCam raw",
-        f"{header.n_events} events, sizes right, {checked} HDU checksums verified",
+        f"{header.n_events} events decoded, sizes right, {checked} HDU checksums "
+        "verified",
     )
+
+
+def _decode_all(path):
+    """
+    Decode every event in a decoder process, as the source does: damage under
+    right checksums (swapped words, a wrong heap pointer) shows only there.
+
+    Raises
+    ------
+    DigiCamFileError
+        If the decoder fails or an event has the wrong sizes.
+    """
+    decoder = DecoderProcess([path])
+    n = 0
+    try:
+        for _, decoded in decoder.events():
+            fault = check_decoded(decoded, DIGICAM_N_PIXELS, DIGICAM_N_SAMPLES)
+            if fault:
+                raise DigiCamFileError(
+                    f"{path}: event {n} (camera event number "
+                    f"{decoded.event_number}) decoded with {fault}"
+                )
+            n += 1
+    except DecoderError as err:
+        raise DigiCamFileError(str(err)) from None
+    finally:
+        decoder.close()
+    return n
 
 
 def _check_simtel(path):
@@ -158,10 +195,11 @@ def check_file(path, allow_unmarked=False):
 class CheckTool(Tool):
     """
     Tell for each file whether it is complete and consistent: DigiCam raw
-    (sizes, FITS checksums), sim_telarray (read to its end), DL1/DL2 HDF5
-    (completeness mark, tables agreeing with each other and with the mark,
-    every table read through its HDF5 checksums), IRF and DL3 FITS (checksums,
-    mark, no NaN in IRFs, event counts). One line per file; exit code 0 only if
+    (sizes, FITS checksums, every event decoded in a decoder process),
+    sim_telarray (read to its end), DL1/DL2 HDF5 (completeness mark, tables
+    agreeing with each other and with the mark, every table read through its
+    HDF5 checksums), IRF and DL3 FITS (checksums, mark, no NaN in IRFs, event
+    counts). One line per file; exit code 0 only if
     every file is good.
     """
 
