@@ -254,6 +254,13 @@ def check_telescope_parameter(
             )
 
 
+def _import_process_tool():
+    try:
+        importlib.import_module("ctapipe.tools.process")
+    except Exception as err:  # any failure: every module is imported below
+        log.debug("cannot import ctapipe.tools.process: %s", err)
+
+
 @functools.cache
 def _import_components():
     """
@@ -355,8 +362,13 @@ def check_config_sections(config: Config) -> list[str]:
     """
     names = _configurable_names()
     if list(_unknown_sections(config, names)):
-        # only then pay for importing every component module (0.2 s in
-        # ctapipe-process): the usual config names classes already imported
+        # the sections of ctapipe-process's configurations (ProcessorTool,
+        # DataWriter...) when the source is used without the tool: 0.3 s
+        _import_process_tool()
+        names = _configurable_names()
+    if list(_unknown_sections(config, names)):
+        # only then pay for importing every component module and tool (1.1 s,
+        # matplotlib among them): the usual config names classes imported
         _import_components()
         names = _configurable_names()
     misspelt, unknown = [], []
