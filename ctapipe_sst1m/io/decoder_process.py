@@ -220,6 +220,10 @@ class DecoderProcess:
             # a consumer that stops early (max_events, an error) stops the child
             self.close()
 
+    def ready(self):
+        """True if the child's next message is waiting: taking it will not block."""
+        return not self._closed and self._started and self._events.poll(0)
+
     def _copy_out(self, slot, layout):
         base = CONTROL_BYTES + slot * SLOT_BYTES
         arrays = []

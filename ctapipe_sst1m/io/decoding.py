@@ -114,6 +114,10 @@ class InProcessDecoder:
     def start(self):
         """Nothing to start."""
 
+    def ready(self):
+        """False: decoding here blocks."""
+        return False
+
     def digicam_config(self):
         """The first file's DigicamConfig row as a dict (None without one)."""
         if self._config_fields is None:

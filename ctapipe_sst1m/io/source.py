@@ -730,8 +730,19 @@ class SST1MEventSource(EventSource):
         elif self.pedestals is not None:
             self._read_ahead(self.pedestals.look_ahead)
             self.pedestals.prime([decoded for _, decoded in self._lookahead])
+        # while the look-ahead's events are processed, the decoder process goes
+        # on decoding into the buffer, which never holds more than the
+        # look-ahead's events still to yield (so memory only falls): with its
+        # ring alone the child would wait after 96 of them
+        to_yield = len(self._lookahead)
         while self._lookahead:
             yield self._lookahead.popleft()
+            to_yield -= 1
+            while len(self._lookahead) < to_yield and self._decoder.ready():
+                item = next(self._decoded, None)
+                if item is None:
+                    break
+                self._lookahead.append(item)
         yield from self._decoded
 
     def _blocks(self):
