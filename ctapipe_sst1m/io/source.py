@@ -564,17 +564,21 @@ class SST1MEventSource(EventSource):
         The output is read from the configuration the tool was given
         (``DataWriter.output_path``, ctapipe-process's ``--output``).
         """
-        writer_config = self.config.get("DataWriter", {})
-        output = writer_config.get("output_path") if writer_config else None
-        if not output:
+        output = self._configured_output()
+        if output is None:
             return
-        output = _Path(output).expanduser().resolve()
         for path in files:
             if path.resolve() == output:
                 raise DigiCamFileError(
                     f"{path}: the output file (DataWriter.output_path) is this input "
                     "raw file; choose another output name"
                 )
+
+    def _configured_output(self):
+        """``DataWriter.output_path`` of the tool's configuration, resolved, or None."""
+        writer_config = self.config.get("DataWriter", {})
+        output = writer_config.get("output_path") if writer_config else None
+        return _Path(output).expanduser().resolve() if output else None
 
     def _build_subarray(self):
         subarray = load_sst1m_subarray()
@@ -940,7 +944,7 @@ class SST1MEventSource(EventSource):
         return None if self._tracker is None else self._tracker.node_table()
 
     def __exit__(self, exc_type, exc_value, traceback):
-        self._write_run_products()
+        self._write_run_products(interrupted=exc_type is KeyboardInterrupt)
         self._show_summary()
         super().__exit__(exc_type, exc_value, traceback)
         self._freeze_gc_before_exit()
@@ -1103,7 +1107,7 @@ class SST1MEventSource(EventSource):
         elif not hosted:
             self.log.info("\n".join(lines))
 
-    def _write_run_products(self):
+    def _write_run_products(self, interrupted=False):
         """
         Append the pointing and the calibration provenance to the DL1 output of
         the tool that read this source, then mark the output complete, once the
@@ -1111,8 +1115,18 @@ class SST1MEventSource(EventSource):
 
         The output is the one ctapipe's DataWriter registered with ctapipe's
         Provenance when it closed it (the source exits after the writer).
+        ``interrupted``: a Ctrl-C reached the tool's exit (while the writer
+        closed its file, which it then did not register).
         """
         outputs = [p for p in registered_files("output", role="DL1/Event") if p.is_file()]
+        configured = self._configured_output()
+        if not outputs and interrupted and configured is not None and configured.exists():
+            self.log.error(
+                "%s: INCOMPLETE, interrupted while the tool closed it; not marked "
+                "complete, package tools will refuse it",
+                configured,
+            )
+            return
         if not outputs:
             # a tool that failed before writing anything has said why already
             if self.parent is not None and self.completed:
@@ -1140,7 +1154,18 @@ class SST1MEventSource(EventSource):
                     self.n_events_in_files,
                 )
                 continue
-            self._append_run_products(output)
+            try:
+                self._append_run_products(output)
+            except KeyboardInterrupt:
+                # Ctrl-C after the last event: the mark is written last, so the
+                # file is not marked; say so before the interrupt goes on
+                self.log.error(
+                    "%s: INCOMPLETE, interrupted while the pointing, calibration "
+                    "provenance and completeness mark were written; not marked "
+                    "complete, package tools will refuse it",
+                    output,
+                )
+                raise
 
     def _append_run_products(self, output):
         pointing = self.pointing_table()
