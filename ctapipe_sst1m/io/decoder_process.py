@@ -39,16 +39,7 @@ import numpy as np
 
 __all__ = ["DecoderError", "DecoderProcess"]
 
-#: the fields of `DecodedEvent` that are arrays, in order, after the scalars
-ARRAY_FIELDS = (
-    "samples",
-    "pixel_index",
-    "baselines",
-    "pixel_flags",
-    "trigger_input",
-    "trigger_patch7",
-    "trigger_patch19",
-)
+#: the fields of `DecodedEvent` before its arrays
 N_SCALARS = 6
 #: bytes of a slot; an event that does not fit (never seen: DigiCam events are
 #: 135 kB, 320 kB with trigger traces) goes through the pipe instead
